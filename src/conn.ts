@@ -1,0 +1,707 @@
+/**
+ * `Conn`, one WebSocket connection. The public methods are thin: they take
+ * the read or write lock and delegate to the frame reader and writer; this
+ * file also owns the connection's life: control frames, the close
+ * handshake and teardown.
+ * @module
+ */
+import { isUtf8 } from 'node:buffer';
+import type { Duplex } from 'node:stream';
+import { closeStatus, decodeClosePayload, encodeClosePayload } from './close.js';
+import { ClosedError, CloseError, MessageTooBigError, ProtocolError } from './errors.js';
+import { Opcode } from './frame.js';
+import { waitFor } from './internal/abort.js';
+import { MessageBuffer } from './internal/byte-queue.js';
+import { deferred } from './internal/deferred.js';
+import { Lock } from './internal/lock.js';
+import { FrameReader, type ReadHost } from './read.js';
+import { FrameWriter } from './write.js';
+
+/** The two kinds of data message (RFC 6455 §5.6): the values are their opcodes. */
+export const MessageType = { Text: 1, Binary: 2 } as const;
+/** `MessageType.Text` (1) or `MessageType.Binary` (2). */
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** A whole data message, as `Conn.read()` returns it. */
+export interface Message {
+  type: MessageType;
+  /** The payload; for text, UTF-8 that wsconn has validated. */
+  data: Uint8Array;
+}
+
+/** How a connection ended, shaped like a browser's `CloseEvent`. */
+export interface CloseInfo {
+  /** The peer's close code: 1005 if its close frame had none, 1006 if none came. */
+  code: number;
+  /** The peer's close reason ('' when none). */
+  reason: string;
+  /** True when close frames went both ways. */
+  wasClean: boolean;
+  /** What ended the connection, when it did not end cleanly. */
+  error?: Error;
+}
+
+/** Options every wait-bearing call takes. */
+export interface SignalOptions {
+  /** Aborting it rejects the call with `signal.reason`; see each method for what stays. */
+  signal?: AbortSignal;
+}
+
+/** Options of a connection, accepted by both `accept()` and `dial()`. */
+export interface ConnOptions {
+  /**
+   * The largest message `read()` or `reader()` will take, in bytes; -1 for
+   * no limit. Default 32 KiB (`defaultReadLimit`). A bigger message closes
+   * the connection with 1009 and rejects the read with `MessageTooBigError`.
+   */
+  readLimit?: number;
+  /**
+   * Called with the payload of each ping received. Return `false` to send
+   * no pong for it.
+   */
+  onPingReceived?: (payload: Uint8Array) => boolean | void;
+  /** Called with the payload of each pong received. */
+  onPongReceived?: (payload: Uint8Array) => void;
+  /**
+   * How long, in ms, each of the two waits of the close handshake lasts: for
+   * the peer's close frame, then for the peer to close the TCP connection.
+   * Default 5000.
+   */
+  closeTimeout?: number;
+}
+
+/**
+ * The default read limit: 32 KiB. `read()` holds a whole message in memory,
+ * so the limit is what one connection can make the process hold; at 32 KiB,
+ * ten thousand connections cost at most about 320 MiB. Raise it per
+ * connection with `readLimit` or `setReadLimit()`.
+ */
+export const defaultReadLimit = 32 * 1024;
+
+/** @internal What `accept()` and `dial()` hand to a new Conn. */
+export interface ConnInit {
+  socket: Duplex;
+  /** Bytes that arrived after the handshake, read before anything else. */
+  head?: Uint8Array;
+  /** True on the dialing side: we mask, and the peer must not. */
+  client: boolean;
+  subprotocol: string;
+  extensions: string;
+  options: ConnOptions;
+}
+
+/** @internal Creates the Conn for a socket whose handshake has succeeded. */
+export function newConn(init: ConnInit): Conn {
+  return new Conn(init);
+}
+
+const pingPrefix = 'wsconn';
+
+/**
+ * One WebSocket connection, from `accept()`, `dial()` or `pipe()`.
+ *
+ * Reads pull: nothing is read from the socket unless a read, `closeRead()`
+ * or the close handshake waits, and control frames (pings, the peer's
+ * close) are only seen then. Failures surface through the promises of the
+ * calls and through `closed`; there are no events.
+ *
+ * @example
+ * ```ts
+ * import { dial, MessageType } from 'wsconn';
+ * const conn = await dial('ws://127.0.0.1:8080', { signal: AbortSignal.timeout(5000) });
+ * await conn.write(MessageType.Text, 'hello');
+ * const { data } = await conn.read({ signal: AbortSignal.timeout(5000) });
+ * console.log(new TextDecoder().decode(data));
+ * await conn.close(1000, 'done');
+ * ```
+ */
+export class Conn {
+  /** The subprotocol the handshake chose ('' when none). */
+  readonly subprotocol: string;
+  /** The extensions the handshake negotiated, as in the response header ('' when none). */
+  readonly extensions: string;
+  /**
+   * Settles once when the TCP connection has closed, with how it ended.
+   * It never rejects.
+   */
+  readonly closed: Promise<CloseInfo>;
+
+  readonly #socket: Duplex;
+  readonly #reader: FrameReader;
+  readonly #writer: FrameWriter;
+  readonly #options: ConnOptions;
+  readonly #readLock = new Lock();
+  readonly #writeLock = new Lock();
+  /** Pieces of a message collected by a read() that was aborted. */
+  readonly #partial = new MessageBuffer();
+  readonly #closedInfo = deferred<CloseInfo>();
+  readonly #peerClosed = deferred<void>();
+  readonly #pings = new Map<string, { settle: (error?: Error) => void }>();
+  readonly #drainWaiters = new Set<(error?: Error) => void>();
+  #pingCount = 0;
+  #closeSent = false;
+  #closeReceived: { code: number; reason: string } | undefined;
+  /** Why reads now fail; set once the connection is ending. */
+  #ended: Error | undefined;
+  #socketError: Error | undefined;
+  #closing: Promise<CloseInfo> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closeRead: AbortController | undefined;
+  #closedSettled = false;
+  /** We dialed: we mask our frames, and the server closes TCP first. */
+  readonly #client: boolean;
+
+  /** @internal Use `accept()`, `dial()` or `pipe()`. */
+  constructor(init: ConnInit) {
+    const { socket, options } = init;
+    this.subprotocol = init.subprotocol;
+    this.extensions = init.extensions;
+    this.closed = this.#closedInfo.promise;
+    this.#socket = socket;
+    this.#options = options;
+    this.#client = init.client;
+    const limit = checkLimit(options.readLimit ?? defaultReadLimit);
+    this.#reader = new FrameReader(socket, this.#readHost(), init.client, limit);
+    this.#writer = new FrameWriter(socket, init.client);
+    if (init.head !== undefined && init.head.length > 0) this.#reader.unshift(Buffer.from(init.head));
+    socket.on('readable', () => this.#reader.wake());
+    socket.on('end', () => this.#onEnd());
+    socket.on('drain', () => this.#wakeDrain());
+    socket.on('error', (err: Error) => {
+      this.#socketError ??= err;
+    });
+    socket.on('close', () => this.#teardown());
+    if (socket.destroyed) queueMicrotask(() => this.#teardown());
+  }
+
+  /** The peer's IP address, when the connection runs over TCP. */
+  get remoteAddress(): string | undefined {
+    return (this.#socket as { remoteAddress?: string }).remoteAddress;
+  }
+
+  /** The peer's port, when the connection runs over TCP. */
+  get remotePort(): number | undefined {
+    return (this.#socket as { remotePort?: number }).remotePort;
+  }
+
+  /** The local IP address, when the connection runs over TCP. */
+  get localAddress(): string | undefined {
+    return (this.#socket as { localAddress?: string }).localAddress;
+  }
+
+  /** The local port, when the connection runs over TCP. */
+  get localPort(): number | undefined {
+    return (this.#socket as { localPort?: number }).localPort;
+  }
+
+  /**
+   * Reads the next data message whole, answering control frames on the way.
+   *
+   * Concurrent calls take turns in call order, each getting its own
+   * message. Aborting the signal rejects with `signal.reason` and leaves
+   * the connection as it was: a message half received stays in the Conn
+   * and the next `read()` or `reader()` continues it.
+   *
+   * @throws CloseError once the peer's close frame has arrived.
+   * @throws MessageTooBigError for a message over the read limit (the
+   * connection is closed with 1009).
+   * @throws ProtocolError when the peer broke the protocol (the connection
+   * is closed with the code the error carries).
+   * @throws ClosedError when the connection is gone.
+   */
+  async read(options?: SignalOptions): Promise<Message> {
+    const signal = options?.signal;
+    this.#assertReadable();
+    await this.#readLock.acquire(signal);
+    try {
+      const type = (await this.#reader.begin(signal)) as MessageType;
+      for (;;) {
+        const chunk = await this.#reader.next(signal);
+        if (chunk === null) break;
+        this.#partial.append(chunk);
+      }
+      return { type, data: this.#partial.takeAll() };
+    } catch (err) {
+      throw this.#readFailed(err, signal);
+    } finally {
+      this.#readLock.release();
+    }
+  }
+
+  /**
+   * Starts reading the next data message and resolves with its type and a
+   * stream of its payload. Nothing is read ahead of what the stream's
+   * consumer asks for. Later reads wait until the stream has been read to
+   * its end or cancelled (cancelling discards the rest of the message).
+   *
+   * The signal bounds the wait for the message and each read of the
+   * stream; an abort errors the stream with `signal.reason` and the rest of
+   * the message stays for the next `read()` or `reader()`.
+   */
+  async reader(options?: SignalOptions): Promise<{ type: MessageType; stream: ReadableStream<Uint8Array> }> {
+    const signal = options?.signal;
+    this.#assertReadable();
+    await this.#readLock.acquire(signal);
+    let type: MessageType;
+    try {
+      type = (await this.#reader.begin(signal)) as MessageType;
+    } catch (err) {
+      this.#readLock.release();
+      throw this.#readFailed(err, signal);
+    }
+    return { type, stream: this.#messageStream(this.#partial.takeParts(), signal) };
+  }
+
+  #messageStream(early: Uint8Array[], signal: AbortSignal | undefined): ReadableStream<Uint8Array> {
+    let held = true;
+    const release = (): void => {
+      if (held) this.#readLock.release();
+      held = false;
+    };
+    const next = async (): Promise<Uint8Array | null> => {
+      try {
+        return await this.#reader.next(signal);
+      } catch (err) {
+        release();
+        throw this.#readFailed(err, signal);
+      }
+    };
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          let chunk = early.shift() ?? (await next());
+          while (chunk !== null && chunk.length === 0) chunk = await next();
+          if (chunk !== null) return controller.enqueue(chunk);
+          release();
+          controller.close();
+        },
+        cancel: async () => {
+          if (!held) return;
+          try {
+            while ((await this.#reader.next(undefined)) !== null);
+          } catch (err) {
+            this.#readFailed(err, undefined);
+          } finally {
+            release();
+          }
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /**
+   * Sends one data message. `data` is a string (sent as UTF-8) or bytes,
+   * which are never modified. Concurrent calls take turns; their frames
+   * never interleave. Resolves once the socket has accepted the message,
+   * waiting for 'drain' when its buffer is full.
+   *
+   * Aborting before the message is queued sends nothing; an abort while
+   * waiting for 'drain' rejects, but the message, already queued whole, is
+   * still delivered.
+   *
+   * @throws TypeError for a bad type, or text bytes that are not UTF-8.
+   * @throws ClosedError when the connection is closing or gone.
+   */
+  async write(type: MessageType, data: string | Uint8Array, options?: SignalOptions): Promise<void> {
+    checkMessage(type, data);
+    const signal = options?.signal;
+    await this.#writeLock.acquire(signal);
+    try {
+      await this.#readyToSend(signal);
+      const sent = this.#writer.send({ fin: true, rsv1: false, opcode: type, payload: data });
+      if (sent === false) await this.#drain(signal);
+      else if (sent !== true) await this.#settle(sent, signal);
+    } finally {
+      this.#writeLock.release();
+    }
+  }
+
+  /**
+   * Starts a message whose payload you stream: resolves, once no other
+   * message is being written, with a `WritableStream` in which each chunk
+   * becomes one frame and `close()` ends the message.
+   *
+   * Control frames may go out between its frames. Aborting the stream, or
+   * the signal, after a frame has been sent closes the connection with
+   * 1011 (internal error), since the peer cannot be told where the message
+   * ended; before any frame it just gives the turn to the next writer.
+   */
+  async writer(type: MessageType, options?: SignalOptions): Promise<WritableStream<Uint8Array>> {
+    checkMessage(type, '');
+    const signal = options?.signal;
+    await this.#writeLock.acquire(signal);
+    try {
+      await this.#readyToSend(signal);
+    } catch (err) {
+      this.#writeLock.release();
+      throw err;
+    }
+    return this.#messageSink(type, signal);
+  }
+
+  #messageSink(type: MessageType, signal: AbortSignal | undefined): WritableStream<Uint8Array> {
+    let started = false;
+    let open = true;
+    const stop = (reason: unknown): void => {
+      if (!open) return;
+      open = false;
+      signal?.removeEventListener('abort', onAbort);
+      this.#writeLock.release();
+      if (started) this.#fail(new ProtocolError(1011, 'message writer aborted mid-message', { cause: reason }));
+    };
+    const onAbort = (): void => stop(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const frame = async (payload: Uint8Array, fin: boolean): Promise<void> => {
+      if (!open) throw signal?.aborted ? signal.reason : new ClosedError('message writer is closed');
+      await this.#readyToSend(signal);
+      const sent = this.#writer.send({ fin, rsv1: false, opcode: started ? Opcode.Continuation : type, payload });
+      started = true;
+      if (sent === false) await this.#drain(signal);
+      else if (sent !== true) await this.#settle(sent, signal);
+    };
+    return new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError('writer chunks must be Uint8Array');
+        if (chunk.length > 0) await frame(chunk, false);
+      },
+      close: async () => {
+        await frame(new Uint8Array(0), true);
+        started = false;
+        stop(undefined);
+      },
+      abort: (reason) => stop(reason),
+    });
+  }
+
+  /**
+   * Sends a ping and resolves with the round-trip time in milliseconds once
+   * its pong arrives. The pong is only seen while a read is pending or
+   * `closeRead()` runs, so ping from beside a reading loop.
+   * @throws ClosedError when the connection is closing or gone.
+   */
+  async ping(options?: SignalOptions): Promise<number> {
+    const signal = options?.signal;
+    this.#assertOpen();
+    const id = `${pingPrefix}${++this.#pingCount}`;
+    const start = performance.now();
+    await waitFor((settle) => {
+      this.#pings.set(id, { settle });
+      this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Ping, payload: id });
+      return () => this.#pings.delete(id);
+    }, signal);
+    return performance.now() - start;
+  }
+
+  /**
+   * Reads and discards in the background so that control frames are
+   * answered and the close handshake completes when the application only
+   * writes. A data message from the peer closes the connection with 1008
+   * (policy violation). `read()` and `reader()` reject after this.
+   *
+   * @param signal stops the background reading when it aborts.
+   * @returns a signal that aborts, with the reason the connection ended,
+   * once it has ended.
+   */
+  closeRead(signal?: AbortSignal): AbortSignal {
+    if (this.#closeRead !== undefined) return this.#closeRead.signal;
+    const controller = new AbortController();
+    this.#closeRead = controller;
+    if (this.#closedSettled) controller.abort(this.#ended);
+    const readAll = async (): Promise<void> => {
+      await this.#readLock.acquire(signal);
+      try {
+        await this.#reader.begin(signal);
+        this.#fail(new ProtocolError(1008, 'data message received after closeRead()'));
+      } catch (err) {
+        this.#readFailed(err, signal);
+      } finally {
+        this.#readLock.release();
+      }
+    };
+    readAll().catch(() => {});
+    return controller.signal;
+  }
+
+  /**
+   * Sets the read limit in bytes for the messages read from now on; -1
+   * removes it. See `ConnOptions.readLimit`.
+   * @throws RangeError unless `n` is a non-negative integer or -1.
+   */
+  setReadLimit(n: number): void {
+    this.#reader.limit = checkLimit(n);
+  }
+
+  /**
+   * Closes the connection with the close handshake (RFC 6455 §7): sends a
+   * close frame, waits up to `closeTimeout` (5 s) for the peer's, then up to
+   * as long again for the TCP connection to close, reading and discarding
+   * data meanwhile. Idempotent: later calls return the first call's result.
+   * Never rejects for a slow or vanished peer: it resolves with `closed`.
+   *
+   * @param code the status code (default 1000); 1000–1003, 1007–1014 or
+   * 3000–4999.
+   * @param reason at most 123 bytes of UTF-8.
+   * @throws RangeError for a code that may not be sent or a reason too long
+   * (nothing is sent).
+   */
+  close(code: number = 1000, reason = ''): Promise<CloseInfo> {
+    if (this.#closing !== undefined) return this.#closing;
+    let payload: Uint8Array;
+    try {
+      if (code === 1005) throw new RangeError('close code 1005 may not be sent');
+      payload = encodeClosePayload(code, reason);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#closing = this.#closeHandshake(payload);
+    return this.#closing;
+  }
+
+  async #closeHandshake(payload: Uint8Array): Promise<CloseInfo> {
+    if (this.#ended === undefined && !this.#closeSent) {
+      this.#sendClose(payload);
+      const timeout = this.#options.closeTimeout ?? 5000;
+      const timer = setTimeout(() => this.closeNow(), timeout);
+      const readUntilClose = this.#discardUntilClose();
+      await Promise.race([this.#peerClosed.promise, readUntilClose]);
+      clearTimeout(timer);
+    }
+    return this.closed;
+  }
+
+  async #discardUntilClose(): Promise<void> {
+    try {
+      for (;;) await this.read();
+    } catch {
+      // The read ends with the peer's close frame, a failure or teardown:
+      // each one settles `closed` by itself.
+    }
+  }
+
+  /** Drops the TCP connection at once, with no close handshake. Idempotent. */
+  closeNow(): void {
+    this.#ended ??= new ClosedError('connection closed by closeNow()');
+    this.#socket.destroy();
+  }
+
+  /** Drops the connection (`closeNow()`) and waits until it is gone, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.closeNow();
+    await this.closed;
+  }
+
+  /**
+   * Yields messages as `read()` returns them, until the peer closes with
+   * 1000 (normal closure) or 1001 (going away); any other ending throws.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
+    for (;;) {
+      let message: Message;
+      try {
+        message = await this.read();
+      } catch (err) {
+        const code = closeStatus(err);
+        if (code === 1000 || code === 1001) return;
+        throw err;
+      }
+      yield message;
+    }
+  }
+
+  // --- control frames and the close handshake ---
+
+  #readHost(): ReadHost {
+    return {
+      control: (opcode, payload) => this.#onControl(opcode, payload),
+      mustDrain: () => this.#socket.writableNeedDrain,
+      drain: (signal) => this.#drain(signal),
+      ended: () => this.#lost(),
+    };
+  }
+
+  #onControl(opcode: number, payload: Uint8Array): void {
+    if (opcode === Opcode.Ping) {
+      const answer = this.#options.onPingReceived?.(payload);
+      // RFC 6455 §5.5.2: a pong carries the ping's payload.
+      if (answer !== false && !this.#closeSent) {
+        this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Pong, payload });
+      }
+    } else if (opcode === Opcode.Pong) {
+      this.#options.onPongReceived?.(payload);
+      this.#onPong(Buffer.from(payload).toString('latin1'));
+    } else {
+      this.#onCloseFrame(payload);
+    }
+  }
+
+  #onPong(id: string): void {
+    if (!this.#pings.has(id)) return; // RFC 6455 §5.5.3: unsolicited pongs are ignored.
+    // A peer may answer only the latest of several pings (§5.5.3), so a
+    // pong also answers every ping sent before its own.
+    for (const [key, ping] of this.#pings) {
+      ping.settle();
+      if (key === id) break;
+    }
+  }
+
+  #onCloseFrame(payload: Uint8Array): never {
+    const { code, reason } = decodeClosePayload(payload);
+    this.#closeReceived = { code, reason };
+    const error = new CloseError(code, reason);
+    this.#ended ??= error;
+    // RFC 6455 §5.5.1: answer with a close frame, echoing the status code.
+    if (!this.#closeSent) this.#sendClose(encodeClosePayload(code === 1005 ? 1005 : code));
+    this.#peerClosed.resolve();
+    this.#endStreams(error);
+    // Nothing after the close frame matters; keep reading only to see the FIN.
+    this.#socket.resume();
+    this.#armTimer();
+    throw error;
+  }
+
+  #sendClose(payload: Uint8Array): void {
+    this.#closeSent = true;
+    if (!this.#socket.writable) return;
+    this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
+    this.#writeLock.fail(new ClosedError('the connection is closing'));
+    // RFC 6455 §7.1.1: the server closes the TCP connection first.
+    if (this.#closeReceived !== undefined && !this.#client) this.#socket.end();
+  }
+
+  /**
+   * Fails the connection (RFC 6455 §7.1.7): sends a close frame with the
+   * error's code if none was sent, closes the TCP connection, and makes
+   * every pending and later call reject.
+   */
+  #fail(error: ProtocolError | MessageTooBigError): void {
+    if (this.#ended !== undefined) return;
+    this.#ended = error;
+    if (!this.#closeSent) this.#sendClose(encodeClosePayload(error.code, closeReason(error.message)));
+    this.#endStreams(error);
+    this.#socket.end();
+    this.#socket.resume();
+    this.#armTimer();
+  }
+
+  /** The socket hit its end with no close frame: the connection is lost. */
+  #lost(): Error {
+    if (this.#ended === undefined) {
+      const cause = this.#socketError;
+      this.#ended = new ClosedError('connection closed without a close frame', cause ? { cause } : undefined);
+      this.#socket.destroy();
+    }
+    return this.#ended;
+  }
+
+  #onEnd(): void {
+    this.#reader.wake();
+    // The peer sent its FIN: once our close frame is out, finish ours.
+    if (this.#closeSent) this.#socket.end();
+  }
+
+  /** Bounds the time the TCP connection may take to close. */
+  #armTimer(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => this.#socket.destroy(), this.#options.closeTimeout ?? 5000);
+  }
+
+  #endStreams(error: Error): void {
+    this.#readLock.fail(error);
+    this.#writeLock.fail(new ClosedError('the connection is closing', { cause: error }));
+  }
+
+  #teardown(): void {
+    if (this.#closedSettled) return;
+    this.#closedSettled = true;
+    clearTimeout(this.#timer);
+    const error = this.#lost();
+    this.#endStreams(error);
+    this.#reader.wake();
+    const gone = new ClosedError('the connection is closed', { cause: error });
+    for (const wake of this.#drainWaiters) wake(gone);
+    for (const ping of this.#pings.values()) ping.settle(gone);
+    this.#peerClosed.resolve();
+    this.#closeRead?.abort(error);
+    const received = this.#closeReceived;
+    const wasClean = this.#closeSent && received !== undefined;
+    this.#closedInfo.resolve({
+      code: received?.code ?? 1006,
+      reason: received?.reason ?? '',
+      wasClean,
+      ...(wasClean ? {} : { error }),
+    });
+  }
+
+  // --- helpers shared by the public methods ---
+
+  /** Turns a read's failure into what the caller sees, failing the connection if the peer broke the protocol. */
+  #readFailed(err: unknown, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted && err === signal.reason) return err;
+    if (err instanceof ProtocolError || err instanceof MessageTooBigError) {
+      this.#fail(err);
+    } else if (!(err instanceof CloseError || err instanceof ClosedError)) {
+      this.#fail(new ProtocolError(1011, 'internal error while reading', { cause: err }));
+    }
+    return err;
+  }
+
+  #assertReadable(): void {
+    if (this.#closeRead !== undefined) throw new Error('read after closeRead(): the connection is write-only');
+  }
+
+  #assertOpen(): void {
+    if (this.#ended !== undefined) throw new ClosedError(undefined, { cause: this.#ended });
+    if (this.#closeSent || !this.#socket.writable) throw new ClosedError('the connection is closing');
+  }
+
+  /** Checks the connection can take a frame now, waiting for 'drain' if the socket is full. */
+  async #readyToSend(signal: AbortSignal | undefined): Promise<void> {
+    this.#assertOpen();
+    if (this.#socket.writableNeedDrain) await this.#drain(signal);
+    this.#assertOpen();
+  }
+
+  #drain(signal: AbortSignal | undefined): Promise<void> {
+    if (!this.#socket.writableNeedDrain) return Promise.resolve();
+    if (this.#closedSettled) return Promise.reject(new ClosedError(undefined, { cause: this.#ended }));
+    return waitFor((settle) => {
+      this.#drainWaiters.add(settle);
+      return () => this.#drainWaiters.delete(settle);
+    }, signal);
+  }
+
+  #wakeDrain(): void {
+    for (const wake of this.#drainWaiters) wake();
+  }
+
+  #settle(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+    if (signal === undefined) return promise;
+    return waitFor((settle) => {
+      promise.then(() => settle(), settle);
+      return () => {};
+    }, signal);
+  }
+}
+
+function checkLimit(n: number): number {
+  if (n === -1) return Infinity;
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`read limit must be a non-negative integer or -1, got ${n}`);
+  return n;
+}
+
+function checkMessage(type: number, data: unknown): void {
+  if (type !== MessageType.Text && type !== MessageType.Binary) {
+    throw new TypeError(`message type must be MessageType.Text (1) or MessageType.Binary (2), got ${type}`);
+  }
+  if (typeof data === 'string') return;
+  if (!(data instanceof Uint8Array)) throw new TypeError('message data must be a string or a Uint8Array');
+  if (type === MessageType.Text && !isUtf8(data)) throw new TypeError('text message bytes are not valid UTF-8');
+}
+
+/** A close reason from an error message, cut to fit a control frame on a character boundary. */
+function closeReason(message: string): string {
+  let reason = message;
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
+  return reason;
+}

@@ -1,0 +1,99 @@
+/**
+ * The error classes wsconn throws. They are few and flat so that `instanceof`
+ * and `name` are enough to tell them apart.
+ * @module
+ */
+
+/**
+ * The peer closed the connection with a close frame. `code` is the status code
+ * it sent (1005 when its frame had none) and `reason` its UTF-8 reason.
+ *
+ * Reads reject with this once the peer's close frame has arrived.
+ * @see RFC 6455 §7.1.5
+ */
+export class CloseError extends Error {
+  override readonly name = 'CloseError';
+  /** The status code of the peer's close frame. */
+  readonly code: number;
+  /** The reason text of the peer's close frame ('' when none). */
+  readonly reason: string;
+
+  constructor(code: number, reason: string) {
+    super(`peer closed the connection: ${code}${reason === '' ? '' : ` ${reason}`}`);
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/**
+ * wsconn failed the connection itself because the peer broke the protocol.
+ * `code` is the status code wsconn sent in its close frame: 1002 (protocol
+ * error), 1003 (unsupported data), 1007 (invalid payload data, such as bad
+ * UTF-8), 1008 (policy violation) or 1011 (internal error).
+ * @see RFC 6455 §7.1.7, §7.4.1
+ */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  /** The status code wsconn sent to the peer. */
+  readonly code: number;
+
+  constructor(code: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/**
+ * A message was larger than the read limit (see `Conn.setReadLimit`). The
+ * connection has been closed with 1009 (message too big).
+ * @see RFC 6455 §7.4.1
+ */
+export class MessageTooBigError extends Error {
+  override readonly name = 'MessageTooBigError';
+  /** Always 1009, the status code wsconn sent to the peer. */
+  readonly code = 1009;
+  /** The read limit in bytes that the message exceeded. */
+  readonly limit: number;
+
+  constructor(limit: number) {
+    super(`message exceeds the read limit of ${limit} bytes`);
+    this.limit = limit;
+  }
+}
+
+/**
+ * A call was made on a connection that has already ended, or the connection
+ * ended while the call waited. `cause` carries what ended it (a `CloseError`,
+ * `ProtocolError`, network error, …) when known.
+ */
+export class ClosedError extends Error {
+  override readonly name = 'ClosedError';
+
+  constructor(message = 'use of a closed WebSocket connection', options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/**
+ * The opening handshake failed. On the client (`dial`), `status`, `headers`
+ * and `body` describe the server's response (`status` is 0 when no valid
+ * response arrived). On the server (`accept`), they describe the refusal
+ * wsconn already wrote to the client.
+ * @see RFC 6455 §4.1, §4.2.2
+ */
+export class HandshakeError extends Error {
+  override readonly name = 'HandshakeError';
+  /** The HTTP status of the response (0 if none arrived). */
+  readonly status: number;
+  /** The response's headers. */
+  readonly headers: Headers;
+  /** The first KiB of the response body, decoded as UTF-8. */
+  readonly body: string;
+
+  constructor(message: string, init: { status: number; headers?: Headers; body?: string }, options?: ErrorOptions) {
+    super(message, options);
+    this.status = init.status;
+    this.headers = init.headers ?? new Headers();
+    this.body = init.body ?? '';
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The bytes read from the socket and not yet parsed: a list of chunks that
+ * hands out views instead of copies wherever it can.
+ */
+export class ByteQueue {
+  #chunks: Uint8Array[] = [];
+  #length = 0;
+
+  /** How many bytes are queued. */
+  get length(): number {
+    return this.#length;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+  }
+
+  /**
+   * Up to `n` bytes from the front as one contiguous view, without consuming
+   * them. Joins the first chunks when the first alone is too short.
+   */
+  peek(n: number): Uint8Array {
+    const first = this.#chunks[0];
+    if (first === undefined) return new Uint8Array(0);
+    if (first.length >= n || this.#chunks.length === 1) return first;
+    const want = Math.min(n, this.#length);
+    const joined = new Uint8Array(want);
+    let filled = 0;
+    while (filled < want) {
+      const chunk = this.#chunks.shift()!;
+      const used = Math.min(chunk.length, want - filled);
+      joined.set(used === chunk.length ? chunk : chunk.subarray(0, used), filled);
+      filled += used;
+      if (used < chunk.length) this.#chunks.unshift(chunk.subarray(used));
+    }
+    this.#chunks.unshift(joined);
+    return joined;
+  }
+
+  /** Consumes `n` bytes (at most `length`). */
+  skip(n: number): void {
+    let left = n;
+    while (left > 0) {
+      const chunk = this.#chunks[0]!;
+      if (chunk.length > left) {
+        this.#chunks[0] = chunk.subarray(left);
+        this.#length -= left;
+        return;
+      }
+      this.#chunks.shift();
+      this.#length -= chunk.length;
+      left -= chunk.length;
+    }
+  }
+
+  /** Consumes and returns up to `max` bytes of the first chunk, as a view. */
+  shift(max: number): Uint8Array {
+    const chunk = this.#chunks[0];
+    if (chunk === undefined) return new Uint8Array(0);
+    if (chunk.length <= max) {
+      this.#chunks.shift();
+      this.#length -= chunk.length;
+      return chunk;
+    }
+    this.#chunks[0] = chunk.subarray(max);
+    this.#length -= max;
+    return chunk.subarray(0, max);
+  }
+
+  /** Consumes exactly `n` bytes (at most `length`) as one contiguous view. */
+  take(n: number): Uint8Array {
+    const view = this.peek(n).subarray(0, n);
+    this.skip(n);
+    return view;
+  }
+}
+
+/** Below this size a received chunk is copied into a shared slab. */
+const smallChunk = 4096;
+const slabSize = 16384;
+
+/**
+ * Collects the pieces of one message for `Conn.read()`. The first piece is
+ * kept as a view (the common single-frame message is never copied); later
+ * small pieces are copied into slabs, so a message sent in thousands of
+ * tiny fragments costs its size and not thousands of buffer objects.
+ */
+export class MessageBuffer {
+  #parts: Uint8Array[] = [];
+  #slab: Uint8Array | undefined;
+  #slabUsed = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  append(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.#size += chunk.length;
+    if (this.#parts.length === 0 || chunk.length >= smallChunk) {
+      this.#sealSlab();
+      this.#parts.push(chunk);
+      return;
+    }
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#slab === undefined || this.#slabUsed === this.#slab.length) {
+        this.#sealSlab();
+        this.#slab = new Uint8Array(slabSize);
+      }
+      const n = Math.min(chunk.length - offset, this.#slab.length - this.#slabUsed);
+      this.#slab.set(chunk.subarray(offset, offset + n), this.#slabUsed);
+      this.#slabUsed += n;
+      offset += n;
+    }
+  }
+
+  /** Removes and returns the collected pieces, in order. */
+  takeParts(): Uint8Array[] {
+    this.#sealSlab();
+    const parts = this.#parts;
+    this.#parts = [];
+    this.#size = 0;
+    return parts;
+  }
+
+  /** Removes and returns the whole message as one buffer. */
+  takeAll(): Uint8Array {
+    const size = this.#size;
+    const parts = this.takeParts();
+    if (parts.length === 1) return parts[0]!;
+    return Buffer.concat(parts, size);
+  }
+
+  #sealSlab(): void {
+    if (this.#slab === undefined) return;
+    if (this.#slabUsed > 0) this.#parts.push(this.#slab.subarray(0, this.#slabUsed));
+    this.#slab = undefined;
+    this.#slabUsed = 0;
+  }
+}

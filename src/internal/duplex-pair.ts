@@ -1,0 +1,54 @@
+import { Duplex } from 'node:stream';
+
+/**
+ * One end of an in-memory byte pipe. What one end writes, the other reads;
+ * a write completes only when the reading end has room, so backpressure
+ * works as it does over TCP. Destroying one end ends the other, as a
+ * dropped connection would.
+ */
+class PipeEnd extends Duplex {
+  peer: PipeEnd | undefined;
+  /** The callback of a write into this end's peer, held until we have room. */
+  #blocked: (() => void) | undefined;
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const peer = this.peer!;
+    if (peer.destroyed) return callback(new Error('the other end of the pipe is gone'));
+    if (peer.push(chunk)) callback();
+    else peer.#blocked = callback;
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.peer?.push(null);
+    callback();
+  }
+
+  override _read(): void {
+    const blocked = this.#blocked;
+    this.#blocked = undefined;
+    blocked?.();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const peer = this.peer;
+    this.peer = undefined;
+    const blocked = this.#blocked;
+    this.#blocked = undefined;
+    blocked?.();
+    if (peer !== undefined && !peer.destroyed) {
+      peer.peer = undefined;
+      peer.push(null);
+      peer.destroy();
+    }
+    callback(error);
+  }
+}
+
+/** Two connected in-memory duplex streams (Node 20 lacks `stream.duplexPair`). */
+export function duplexPair(): [Duplex, Duplex] {
+  const a = new PipeEnd();
+  const b = new PipeEnd();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}

@@ -1,0 +1,60 @@
+/**
+ * A first-come, first-served mutex whose waits can be abandoned through an
+ * AbortSignal. Used so that concurrent reads take turns and concurrent
+ * writes never interleave their frames.
+ */
+export class Lock {
+  #held = false;
+  #waiters: Array<{ grant: () => void; fail: (reason: unknown) => void }> = [];
+  #failure: Error | undefined;
+
+  /** Whether someone holds the lock now. */
+  get held(): boolean {
+    return this.#held;
+  }
+
+  /**
+   * Takes the lock, waiting behind earlier callers. Rejects with
+   * `signal.reason` if the signal aborts first (the place in line is given
+   * up), and with the `fail()` error once the lock is failed.
+   */
+  acquire(signal?: AbortSignal): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (!this.#held) {
+      this.#held = true;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        fail: (reason: unknown) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(reason);
+        },
+      };
+      const onAbort = (): void => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Hands the lock to the next waiter, or frees it. */
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next === undefined) this.#held = false;
+    else next.grant();
+  }
+
+  /** Rejects every waiter and every later `acquire()` with `error`. */
+  fail(error: Error): void {
+    this.#failure = error;
+    for (const waiter of this.#waiters.splice(0)) waiter.fail(error);
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * The read side of a Conn: pulls bytes from the socket only while a read
+ * waits, parses frames, answers control frames through its host, and hands
+ * out the payload of one data message at a time. All parser state lives
+ * here, not in the calling promise, so an aborted read loses nothing.
+ * @module
+ */
+import type { Duplex } from 'node:stream';
+import { MessageTooBigError, ProtocolError } from './errors.js';
+import { decodeHeader, isControl, maxHeaderLength, Opcode, type FrameHeader } from './frame.js';
+import { ByteQueue } from './internal/byte-queue.js';
+import { Utf8Validator } from './internal/utf8.js';
+import { maskInPlace } from './mask.js';
+
+/** What the frame reader needs from its Conn. */
+export interface ReadHost {
+  /** Handles a whole control frame (ping, pong or close). May throw. */
+  control(opcode: number, payload: Uint8Array): void;
+  /** Whether a pong written now would have to wait for 'drain'. */
+  mustDrain(): boolean;
+  /** Resolves once the socket drains (or the connection ends). */
+  drain(signal: AbortSignal | undefined): Promise<void>;
+  /** The error to reject with when the socket has nothing more to give. */
+  ended(): Error;
+}
+
+interface FrameState {
+  remaining: number;
+  fin: boolean;
+  maskKey: Uint8Array | undefined;
+  keyOffset: number;
+}
+
+/** Parses frames from a paused socket into messages. */
+export class FrameReader {
+  readonly #socket: Duplex;
+  readonly #host: ReadHost;
+  /** We are the client: frames from the server must not be masked. */
+  readonly #client: boolean;
+  readonly #queue = new ByteQueue();
+  readonly #utf8 = new Utf8Validator();
+  #wake: (() => void) | undefined;
+  #frame: FrameState | undefined;
+  /** The data message in progress: its type and size so far. */
+  #type = 0;
+  #size = 0;
+  /** Largest message in bytes; Infinity for none. */
+  limit: number;
+
+  constructor(socket: Duplex, host: ReadHost, client: boolean, limit: number) {
+    this.#socket = socket;
+    this.#host = host;
+    this.#client = client;
+    this.limit = limit;
+  }
+
+  /** Queues bytes that arrived before the Conn existed (the upgrade's `head`). */
+  unshift(bytes: Uint8Array): void {
+    this.#queue.push(bytes);
+  }
+
+  /** Wakes a read waiting for bytes; called on 'readable', 'end' and 'close'. */
+  wake(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Whether a data message has been started and not yet read to its end. */
+  get inMessage(): boolean {
+    return this.#type !== 0;
+  }
+
+  /**
+   * Reads up to the start of the next data message, handling control frames
+   * on the way, and returns its type (1 text, 2 binary). If a message is
+   * already in progress (an earlier read was aborted), returns its type.
+   */
+  async begin(signal: AbortSignal | undefined): Promise<number> {
+    if (this.#type !== 0) return this.#type;
+    const header = await this.#nextDataHeader(signal);
+    if (header.opcode === Opcode.Continuation) {
+      // RFC 6455 §5.4: a continuation frame must follow a text or binary frame.
+      throw new ProtocolError(1002, 'continuation frame without a message to continue');
+    }
+    this.#type = header.opcode;
+    this.#size = 0;
+    this.#utf8.reset();
+    this.#startFrame(header);
+    return this.#type;
+  }
+
+  /**
+   * The next piece of the message in progress, or null once it has been
+   * read to its end. Pieces are views the caller may keep.
+   */
+  async next(signal: AbortSignal | undefined): Promise<Uint8Array | null> {
+    for (;;) {
+      const frame = this.#frame;
+      if (frame !== undefined && frame.remaining > 0) {
+        if (this.#queue.length === 0) {
+          await this.#fill(signal);
+          continue;
+        }
+        const chunk = this.#queue.shift(frame.remaining);
+        frame.remaining -= chunk.length;
+        if (frame.maskKey !== undefined) frame.keyOffset = maskInPlace(chunk, frame.maskKey, frame.keyOffset);
+        this.#check(chunk);
+        return chunk;
+      }
+      if (frame !== undefined && frame.fin) return this.#finish();
+      this.#frame = undefined;
+      const header = await this.#nextDataHeader(signal);
+      if (header.opcode !== Opcode.Continuation) {
+        // RFC 6455 §5.4: fragments of one message may not be interleaved.
+        throw new ProtocolError(1002, 'new data frame before the fragmented message ended');
+      }
+      this.#startFrame(header);
+    }
+  }
+
+  #startFrame(header: FrameHeader): void {
+    this.#checkLimit(header.payloadLength);
+    this.#frame = { remaining: header.payloadLength, fin: header.fin, maskKey: header.maskKey, keyOffset: 0 };
+  }
+
+  #checkLimit(incoming: number): void {
+    // Refuse as soon as the declared length crosses the limit, before the
+    // bytes arrive, so a too-big message is never buffered.
+    if (this.#size + incoming > this.limit) throw new MessageTooBigError(this.limit);
+    this.#size += incoming;
+  }
+
+  #check(chunk: Uint8Array): void {
+    // RFC 6455 §8.1: invalid UTF-8 fails the connection, here as early as the
+    // first bad byte rather than at the end of the message.
+    if (this.#type === Opcode.Text && !this.#utf8.push(chunk)) {
+      throw new ProtocolError(1007, 'text message is not valid UTF-8');
+    }
+  }
+
+  #finish(): null {
+    this.#frame = undefined;
+    const text = this.#type === Opcode.Text;
+    this.#type = 0;
+    if (text && !this.#utf8.complete()) throw new ProtocolError(1007, 'text message ends inside a UTF-8 sequence');
+    return null;
+  }
+
+  /**
+   * Reads frames until a data frame's header, which it consumes and returns.
+   * Control frames met on the way are handled whole; a frame is consumed only
+   * once it has been acted on, so an abort leaves it for the next read.
+   */
+  async #nextDataHeader(signal: AbortSignal | undefined): Promise<FrameHeader> {
+    for (;;) {
+      const decoded = decodeHeader(this.#queue.peek(maxHeaderLength));
+      if (decoded === undefined) {
+        await this.#fill(signal);
+        continue;
+      }
+      const { header, headerLength } = decoded;
+      this.#validate(header);
+      if (!isControl(header.opcode)) {
+        this.#queue.skip(headerLength);
+        return header;
+      }
+      const total = headerLength + header.payloadLength;
+      if (this.#queue.length < total) {
+        await this.#fill(signal);
+        continue;
+      }
+      // A peer that pings without reading must not grow our send buffer:
+      // answer only once earlier output has drained.
+      if (header.opcode === Opcode.Ping && this.#host.mustDrain()) {
+        await this.#host.drain(signal);
+        continue;
+      }
+      const payload = this.#queue.take(total).slice(headerLength);
+      if (header.maskKey !== undefined) maskInPlace(payload, header.maskKey);
+      this.#host.control(header.opcode, payload);
+    }
+  }
+
+  /** The checks every frame header must pass (RFC 6455 §5.1–§5.5). */
+  #validate(header: FrameHeader): void {
+    if (header.rsv1 || header.rsv2 || header.rsv3) {
+      // RFC 6455 §5.2: nonzero RSV bits need a negotiated extension.
+      throw new ProtocolError(1002, 'reserved bits set without a negotiated extension');
+    }
+    if (this.#client === (header.maskKey !== undefined)) {
+      // RFC 6455 §5.1: clients mask every frame, servers none.
+      throw new ProtocolError(1002, this.#client ? 'server sent a masked frame' : 'client sent an unmasked frame');
+    }
+    const { opcode } = header;
+    if (isControl(opcode)) {
+      if (opcode !== Opcode.Close && opcode !== Opcode.Ping && opcode !== Opcode.Pong) {
+        throw new ProtocolError(1002, `unknown control opcode ${opcode}`);
+      }
+      // RFC 6455 §5.5: control frames are not fragmented and carry ≤ 125 bytes.
+      if (!header.fin) throw new ProtocolError(1002, 'fragmented control frame');
+      if (header.payloadLength > 125) throw new ProtocolError(1002, 'control frame payload over 125 bytes');
+    } else if (opcode > Opcode.Binary) {
+      throw new ProtocolError(1002, `unknown data opcode ${opcode}`);
+    }
+  }
+
+  /** Moves whatever the socket has buffered into the queue, waiting if it has nothing. */
+  async #fill(signal: AbortSignal | undefined): Promise<void> {
+    const chunk = this.#socket.read() as Uint8Array | null;
+    if (chunk !== null) {
+      this.#queue.push(chunk);
+      return;
+    }
+    if (this.#socket.readableEnded || this.#socket.destroyed) throw this.#host.ended();
+    await this.#waitReadable(signal);
+  }
+
+  #waitReadable(signal: AbortSignal | undefined): Promise<void> {
+    if (signal === undefined) {
+      return new Promise((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#wake = undefined;
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#wake = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+    });
+  }
+}
