@@ -1,0 +1,18 @@
+/**
+ * wsconn: a WebSocket library for Node.js, promise- and AbortSignal-first.
+ * @module
+ */
+export { accept, type AcceptOptions } from './accept.js';
+export { dial, type DialOptions } from './dial.js';
+export {
+  Conn,
+  MessageType,
+  defaultReadLimit,
+  type CloseInfo,
+  type ConnOptions,
+  type Message,
+  type SignalOptions,
+} from './conn.js';
+export { StatusCode, closeStatus } from './close.js';
+export { CloseError, ClosedError, HandshakeError, MessageTooBigError, ProtocolError } from './errors.js';
+export { pipe, type PipeOptions } from './pipe.js';
