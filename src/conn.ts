@@ -14,8 +14,8 @@ import { waitFor } from './internal/abort.js';
 import { MessageBuffer } from './internal/byte-queue.js';
 import { deferred } from './internal/deferred.js';
 import { Lock } from './internal/lock.js';
-import { FrameReader, type ReadHost } from './read.js';
-import { FrameWriter } from './write.js';
+import { FrameReader, messageStream, type ReadHost } from './read.js';
+import { FrameWriter, messageSink, type SinkHost } from './write.js';
 
 /** The two kinds of data message (RFC 6455 §5.6): the values are their opcodes. */
 export const MessageType = { Text: 1, Binary: 2 } as const;
@@ -137,7 +137,6 @@ export class Conn {
   readonly #closedInfo = deferred<CloseInfo>();
   readonly #peerClosed = deferred<void>();
   readonly #pings = new Map<string, { settle: (error?: Error) => void }>();
-  readonly #drainWaiters = new Set<(error?: Error) => void>();
   #pingCount = 0;
   #closeSent = false;
   #closeReceived: { code: number; reason: string } | undefined;
@@ -150,6 +149,8 @@ export class Conn {
   #closedSettled = false;
   /** We dialed: we mask our frames, and the server closes TCP first. */
   readonly #client: boolean;
+
+  readonly #onReadable = (): void => this.#reader.wake();
 
   /** @internal Use `accept()`, `dial()` or `pipe()`. */
   constructor(init: ConnInit) {
@@ -164,9 +165,8 @@ export class Conn {
     this.#reader = new FrameReader(socket, this.#readHost(), init.client, limit);
     this.#writer = new FrameWriter(socket, init.client);
     if (init.head !== undefined && init.head.length > 0) this.#reader.unshift(Buffer.from(init.head));
-    socket.on('readable', () => this.#reader.wake());
+    socket.on('readable', this.#onReadable);
     socket.on('end', () => this.#onEnd());
-    socket.on('drain', () => this.#wakeDrain());
     socket.on('error', (err: Error) => {
       this.#socketError ??= err;
     });
@@ -249,45 +249,9 @@ export class Conn {
       this.#readLock.release();
       throw this.#readFailed(err, signal);
     }
-    return { type, stream: this.#messageStream(this.#partial.takeParts(), signal) };
-  }
-
-  #messageStream(early: Uint8Array[], signal: AbortSignal | undefined): ReadableStream<Uint8Array> {
-    let held = true;
-    const release = (): void => {
-      if (held) this.#readLock.release();
-      held = false;
-    };
-    const next = async (): Promise<Uint8Array | null> => {
-      try {
-        return await this.#reader.next(signal);
-      } catch (err) {
-        release();
-        throw this.#readFailed(err, signal);
-      }
-    };
-    return new ReadableStream<Uint8Array>(
-      {
-        pull: async (controller) => {
-          let chunk = early.shift() ?? (await next());
-          while (chunk !== null && chunk.length === 0) chunk = await next();
-          if (chunk !== null) return controller.enqueue(chunk);
-          release();
-          controller.close();
-        },
-        cancel: async () => {
-          if (!held) return;
-          try {
-            while ((await this.#reader.next(undefined)) !== null);
-          } catch (err) {
-            this.#readFailed(err, undefined);
-          } finally {
-            release();
-          }
-        },
-      },
-      { highWaterMark: 0 },
-    );
+    const release = (): void => this.#readLock.release();
+    const failed = (err: unknown): unknown => this.#readFailed(err, signal);
+    return { type, stream: messageStream(this.#reader, this.#partial.takeParts(), signal, release, failed) };
   }
 
   /**
@@ -309,9 +273,7 @@ export class Conn {
     await this.#writeLock.acquire(signal);
     try {
       await this.#readyToSend(signal);
-      const sent = this.#writer.send({ fin: true, rsv1: false, opcode: type, payload: data });
-      if (sent === false) await this.#drain(signal);
-      else if (sent !== true) await this.#settle(sent, signal);
+      await this.#writer.sendAndWait({ fin: true, rsv1: false, opcode: type, payload: data }, signal);
     } finally {
       this.#writeLock.release();
     }
@@ -337,41 +299,13 @@ export class Conn {
       this.#writeLock.release();
       throw err;
     }
-    return this.#messageSink(type, signal);
-  }
-
-  #messageSink(type: MessageType, signal: AbortSignal | undefined): WritableStream<Uint8Array> {
-    let started = false;
-    let open = true;
-    const stop = (reason: unknown): void => {
-      if (!open) return;
-      open = false;
-      signal?.removeEventListener('abort', onAbort);
-      this.#writeLock.release();
-      if (started) this.#fail(new ProtocolError(1011, 'message writer aborted mid-message', { cause: reason }));
+    const host: SinkHost = {
+      writer: this.#writer,
+      ready: (signal) => this.#readyToSend(signal),
+      release: () => this.#writeLock.release(),
+      fail: (error) => this.#fail(error),
     };
-    const onAbort = (): void => stop(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const frame = async (payload: Uint8Array, fin: boolean): Promise<void> => {
-      if (!open) throw signal?.aborted ? signal.reason : new ClosedError('message writer is closed');
-      await this.#readyToSend(signal);
-      const sent = this.#writer.send({ fin, rsv1: false, opcode: started ? Opcode.Continuation : type, payload });
-      started = true;
-      if (sent === false) await this.#drain(signal);
-      else if (sent !== true) await this.#settle(sent, signal);
-    };
-    return new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        if (!(chunk instanceof Uint8Array)) throw new TypeError('writer chunks must be Uint8Array');
-        if (chunk.length > 0) await frame(chunk, false);
-      },
-      close: async () => {
-        await frame(new Uint8Array(0), true);
-        started = false;
-        stop(undefined);
-      },
-      abort: (reason) => stop(reason),
-    });
+    return messageSink(host, type, signal);
   }
 
   /**
@@ -515,7 +449,7 @@ export class Conn {
     return {
       control: (opcode, payload) => this.#onControl(opcode, payload),
       mustDrain: () => this.#socket.writableNeedDrain,
-      drain: (signal) => this.#drain(signal),
+      drain: (signal) => this.#writer.drain(signal),
       ended: () => this.#lost(),
     };
   }
@@ -552,12 +486,21 @@ export class Conn {
     this.#ended ??= error;
     // RFC 6455 §5.5.1: answer with a close frame, echoing the status code.
     if (!this.#closeSent) this.#sendClose(encodeClosePayload(code === 1005 ? 1005 : code));
+    // RFC 6455 §7.1.1: once close frames crossed, the server closes TCP first.
+    else if (!this.#client) this.#socket.end();
     this.#peerClosed.resolve();
     this.#endStreams(error);
     // Nothing after the close frame matters; keep reading only to see the FIN.
-    this.#socket.resume();
+    this.#discardInput();
     this.#armTimer();
     throw error;
+  }
+
+  /** Reads and drops whatever still arrives, so that the peer's FIN is seen ('end'). */
+  #discardInput(): void {
+    // resume() does nothing while a 'readable' listener is attached.
+    this.#socket.off('readable', this.#onReadable);
+    this.#socket.resume();
   }
 
   #sendClose(payload: Uint8Array): void {
@@ -580,7 +523,7 @@ export class Conn {
     if (!this.#closeSent) this.#sendClose(encodeClosePayload(error.code, closeReason(error.message)));
     this.#endStreams(error);
     this.#socket.end();
-    this.#socket.resume();
+    this.#discardInput();
     this.#armTimer();
   }
 
@@ -619,7 +562,7 @@ export class Conn {
     this.#endStreams(error);
     this.#reader.wake();
     const gone = new ClosedError('the connection is closed', { cause: error });
-    for (const wake of this.#drainWaiters) wake(gone);
+    this.#writer.fail(gone);
     for (const ping of this.#pings.values()) ping.settle(gone);
     this.#peerClosed.resolve();
     this.#closeRead?.abort(error);
@@ -658,29 +601,8 @@ export class Conn {
   /** Checks the connection can take a frame now, waiting for 'drain' if the socket is full. */
   async #readyToSend(signal: AbortSignal | undefined): Promise<void> {
     this.#assertOpen();
-    if (this.#socket.writableNeedDrain) await this.#drain(signal);
+    if (this.#socket.writableNeedDrain) await this.#writer.drain(signal);
     this.#assertOpen();
-  }
-
-  #drain(signal: AbortSignal | undefined): Promise<void> {
-    if (!this.#socket.writableNeedDrain) return Promise.resolve();
-    if (this.#closedSettled) return Promise.reject(new ClosedError(undefined, { cause: this.#ended }));
-    return waitFor((settle) => {
-      this.#drainWaiters.add(settle);
-      return () => this.#drainWaiters.delete(settle);
-    }, signal);
-  }
-
-  #wakeDrain(): void {
-    for (const wake of this.#drainWaiters) wake();
-  }
-
-  #settle(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-    if (signal === undefined) return promise;
-    return waitFor((settle) => {
-      promise.then(() => settle(), settle);
-      return () => {};
-    }, signal);
   }
 }
 

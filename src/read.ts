@@ -236,3 +236,51 @@ export class FrameReader {
     });
   }
 }
+
+/**
+ * The stream behind `Conn.reader()`. It pulls from the frame reader only
+ * when its consumer reads (high-water mark 0), starting with `early`, the
+ * pieces an aborted `read()` had collected. `release` gives up the read
+ * turn once the message ends, fails or is cancelled (cancelling reads and
+ * discards the rest); `failed` maps a read error to what the stream errors
+ * with.
+ */
+export function messageStream(
+  reader: FrameReader,
+  early: Uint8Array[],
+  signal: AbortSignal | undefined,
+  release: () => void,
+  failed: (err: unknown) => unknown,
+): ReadableStream<Uint8Array> {
+  let held = true;
+  const done = (): void => {
+    if (held) release();
+    held = false;
+  };
+  const next = async (): Promise<Uint8Array | null> => {
+    try {
+      return await reader.next(signal);
+    } catch (err) {
+      done();
+      throw failed(err);
+    }
+  };
+  const pull = async (controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> => {
+    let chunk = early.shift() ?? (await next());
+    while (chunk !== null && chunk.length === 0) chunk = await next();
+    if (chunk !== null) return controller.enqueue(chunk);
+    done();
+    controller.close();
+  };
+  const cancel = async (): Promise<void> => {
+    if (!held) return;
+    try {
+      while ((await reader.next(undefined)) !== null);
+    } catch (err) {
+      failed(err);
+    } finally {
+      done();
+    }
+  };
+  return new ReadableStream<Uint8Array>({ pull, cancel }, { highWaterMark: 0 });
+}

@@ -7,7 +7,10 @@
  */
 import { randomFillSync } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { encodeHeader, headerLength } from './frame.js';
+import { ClosedError, ProtocolError } from './errors.js';
+import { encodeHeader, headerLength, Opcode } from './frame.js';
+import { waitFor } from './internal/abort.js';
+import { Utf8Validator } from './internal/utf8.js';
 import { maskInPlace } from './mask.js';
 
 /** Payloads at least this big go out without being copied (server side only). */
@@ -45,9 +48,48 @@ export class FrameWriter {
   /** We are the client: every frame we send is masked (RFC 6455 §5.3). */
   readonly #client: boolean;
 
+  readonly #drainWaiters = new Set<(error?: Error) => void>();
+  /** Set once the socket is gone: waits for 'drain' fail with it. */
+  #gone: Error | undefined;
+
   constructor(socket: Duplex, client: boolean) {
     this.#socket = socket;
     this.#client = client;
+    socket.on('drain', () => {
+      for (const wake of this.#drainWaiters) wake();
+    });
+  }
+
+  /** Fails every wait for 'drain', now and later, with `error`. */
+  fail(error: Error): void {
+    this.#gone ??= error;
+    for (const wake of this.#drainWaiters) wake(error);
+  }
+
+  /** Resolves once the socket's buffer is under its high-water mark. */
+  drain(signal: AbortSignal | undefined): Promise<void> {
+    if (!this.#socket.writableNeedDrain) return Promise.resolve();
+    if (this.#gone !== undefined) return Promise.reject(this.#gone);
+    return waitFor((settle) => {
+      this.#drainWaiters.add(settle);
+      return () => this.#drainWaiters.delete(settle);
+    }, signal);
+  }
+
+  /**
+   * Sends a data frame and waits until the socket has accepted it. The
+   * frame is queued whole before the first wait, so an abort can only stop
+   * the waiting, never cut the frame.
+   */
+  async sendAndWait(frame: OutFrame, signal: AbortSignal | undefined): Promise<void> {
+    const sent = this.send(frame);
+    if (sent === false) return this.drain(signal);
+    if (sent === true) return;
+    if (signal === undefined) return sent;
+    return waitFor((settle) => {
+      sent.then(() => settle(), settle);
+      return () => {};
+    }, signal);
   }
 
   /**
@@ -90,13 +132,82 @@ export class FrameWriter {
     const header = Buffer.allocUnsafe(headerLength(payloadLength, false));
     encodeHeader({ ...frame, rsv2: false, rsv3: false, payloadLength, maskKey: undefined }, header);
     const socket = this.#socket;
-    return new Promise<void>((resolve) => {
+    return new Promise<void>((resolve, reject) => {
       socket.cork();
       socket.write(header);
-      // Settles when the payload has been handed to the kernel, or when the
-      // socket failed (the Conn learns of that through its own listeners).
-      socket.write(payload, () => resolve());
+      // Settles when the payload has been handed to the kernel. Node calls
+      // back without an error when the socket was destroyed mid-write, so
+      // check for that too.
+      socket.write(payload, (err) => {
+        if (err == null && !socket.destroyed) return resolve();
+        reject(new ClosedError('the connection closed before the message was sent', err ? { cause: err } : undefined));
+      });
       socket.uncork();
     });
   }
+}
+
+/** What `messageSink` needs from its Conn. */
+export interface SinkHost {
+  writer: FrameWriter;
+  /** Throws unless a frame may be sent now; waits for 'drain' first. */
+  ready(signal: AbortSignal | undefined): Promise<void>;
+  /** Gives the write turn to the next writer. */
+  release(): void;
+  /** Fails the connection. */
+  fail(error: ProtocolError): void;
+}
+
+/**
+ * The stream behind `Conn.writer()`: each chunk one frame, `close()` the
+ * final frame. Aborting it (or `signal`) after a frame went out fails the
+ * connection with 1011, since the peer cannot learn where the message ends.
+ */
+export function messageSink(host: SinkHost, type: number, signal: AbortSignal | undefined): WritableStream<Uint8Array> {
+  let started = false;
+  let open = true;
+  const stop = (reason: unknown): void => {
+    if (!open) return;
+    open = false;
+    signal?.removeEventListener('abort', onAbort);
+    host.release();
+    if (started) host.fail(new ProtocolError(1011, 'message writer aborted mid-message', { cause: reason }));
+  };
+  const onAbort = (): void => stop(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const frame = async (payload: Uint8Array, fin: boolean): Promise<void> => {
+    if (!open) throw signal?.aborted ? signal.reason : new ClosedError('message writer is closed');
+    await host.ready(signal);
+    const opcode = started ? Opcode.Continuation : type;
+    started = true;
+    await host.writer.sendAndWait({ fin, rsv1: false, opcode, payload }, signal);
+  };
+  // A sink whose write() or close() rejects errors the stream without
+  // calling abort(), so give up the turn (and fail mid-message) here.
+  const guard = async (task: () => Promise<void>): Promise<void> => {
+    try {
+      await task();
+    } catch (err) {
+      stop(err);
+      throw err;
+    }
+  };
+  // RFC 6455 §5.6: a text message is UTF-8; check it before it goes out, as write() does.
+  const utf8 = type === Opcode.Text ? new Utf8Validator() : undefined;
+  return new WritableStream<Uint8Array>({
+    write: (chunk) =>
+      guard(async () => {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError('writer chunks must be Uint8Array');
+        if (utf8 !== undefined && !utf8.push(chunk)) throw new TypeError('text message bytes are not valid UTF-8');
+        if (chunk.length > 0) await frame(chunk, false);
+      }),
+    close: () =>
+      guard(async () => {
+        if (utf8 !== undefined && !utf8.complete()) throw new TypeError('text message ends inside a UTF-8 sequence');
+        await frame(new Uint8Array(0), true);
+        started = false;
+        stop(undefined);
+      }),
+    abort: (reason) => stop(reason),
+  });
 }

@@ -7,9 +7,15 @@ import { Duplex } from 'node:stream';
  * dropped connection would.
  */
 class PipeEnd extends Duplex {
+  constructor() {
+    // Like a TCP connection, the pipe holds some bytes in flight before a
+    // write has to wait for the reader.
+    super({ readableHighWaterMark: 256 * 1024 });
+  }
+
   peer: PipeEnd | undefined;
   /** The callback of a write into this end's peer, held until we have room. */
-  #blocked: (() => void) | undefined;
+  #blocked: ((error?: Error | null) => void) | undefined;
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const peer = this.peer!;
@@ -34,7 +40,7 @@ class PipeEnd extends Duplex {
     this.peer = undefined;
     const blocked = this.#blocked;
     this.#blocked = undefined;
-    blocked?.();
+    blocked?.(new Error('the other end of the pipe is gone'));
     if (peer !== undefined && !peer.destroyed) {
       peer.peer = undefined;
       peer.push(null);
