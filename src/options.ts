@@ -1,0 +1,84 @@
+/**
+ * The types and options a Conn is used with, and the checks of their values.
+ * @module
+ */
+import { isUtf8 } from 'node:buffer';
+
+/** The two kinds of data message (RFC 6455 §5.6): the values are their opcodes. */
+export const MessageType = { Text: 1, Binary: 2 } as const;
+/** `MessageType.Text` (1) or `MessageType.Binary` (2). */
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** A whole data message, as `Conn.read()` returns it. */
+export interface Message {
+  type: MessageType;
+  /** The payload; for text, UTF-8 that wsconn has validated. */
+  data: Uint8Array;
+}
+
+/** How a connection ended, shaped like a browser's `CloseEvent`. */
+export interface CloseInfo {
+  /** The peer's close code: 1005 if its close frame had none, 1006 if none came. */
+  code: number;
+  /** The peer's close reason ('' when none). */
+  reason: string;
+  /** True when close frames went both ways. */
+  wasClean: boolean;
+  /** What ended the connection, when it did not end cleanly. */
+  error?: Error;
+}
+
+/** Options every wait-bearing call takes. */
+export interface SignalOptions {
+  /** Aborting it rejects the call with `signal.reason`; see each method for what stays. */
+  signal?: AbortSignal;
+}
+
+/** Options of a connection, accepted by both `accept()` and `dial()`. */
+export interface ConnOptions {
+  /**
+   * The largest message `read()` or `reader()` will take, in bytes; -1 for
+   * no limit. Default 32 KiB (`defaultReadLimit`). A bigger message closes
+   * the connection with 1009 and rejects the read with `MessageTooBigError`.
+   */
+  readLimit?: number;
+  /**
+   * Called with the payload of each ping received. Return `false` to send
+   * no pong for it.
+   */
+  onPingReceived?: (payload: Uint8Array) => boolean | void;
+  /** Called with the payload of each pong received. */
+  onPongReceived?: (payload: Uint8Array) => void;
+  /**
+   * How long, in ms, each of the two waits of the close handshake lasts: for
+   * the peer's close frame, then for the peer to close the TCP connection.
+   * Default 5000.
+   */
+  closeTimeout?: number;
+}
+
+/**
+ * The default read limit: 32 KiB. `read()` holds a whole message in memory,
+ * so the limit is what one connection can make the process hold; at 32 KiB,
+ * ten thousand connections cost at most about 320 MiB. Raise it per
+ * connection with `readLimit` or `setReadLimit()`.
+ */
+export const defaultReadLimit = 32 * 1024;
+
+/** The read limit for a `readLimit` value: -1 means none. */
+export function checkLimit(n: number): number {
+  if (n === -1) return Infinity;
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`read limit must be a non-negative integer or -1, got ${n}`);
+  return n;
+}
+
+/** Throws unless `type` and `data` make a message `write()` can send. */
+export function checkMessage(type: number, data: unknown): void {
+  if (type !== MessageType.Text && type !== MessageType.Binary) {
+    throw new TypeError(`message type must be MessageType.Text (1) or MessageType.Binary (2), got ${type}`);
+  }
+  if (typeof data === 'string') return;
+  if (!(data instanceof Uint8Array)) throw new TypeError('message data must be a string or a Uint8Array');
+  if (type === MessageType.Text && !isUtf8(data)) throw new TypeError('text message bytes are not valid UTF-8');
+}
+
