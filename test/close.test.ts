@@ -2,18 +2,11 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { closeStatus, decodeClosePayload, encodeClosePayload, isValidCloseCode, StatusCode } from '../src/close.js';
 import { ClosedError, CloseError, MessageTooBigError, ProtocolError } from '../src/errors.js';
+import { hex, toHex } from './helpers/hex.js';
 import { leakCheck } from './helpers/leak.js';
 
 const checkLeaks = leakCheck();
 after(() => checkLeaks());
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
-}
-
-function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex').replace(/(..)(?!$)/g, '$1 ');
-}
 
 function isProtocolError(code: number): (err: unknown) => boolean {
   return (err) => err instanceof ProtocolError && err.code === code;

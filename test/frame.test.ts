@@ -2,20 +2,12 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { ProtocolError } from '../src/errors.js';
 import { decodeHeader, encodeHeader, headerLength, isControl, maxHeaderLength, Opcode, type FrameHeader } from '../src/frame.js';
+import { hex, toHex } from './helpers/hex.js';
 import { leakCheck } from './helpers/leak.js';
 import { describeSeed, prng } from './helpers/prng.js';
 
 const checkLeaks = leakCheck();
 after(() => checkLeaks());
-
-/** Bytes from a hex string; spaces are ignored. */
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
-}
-
-function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex').replace(/(..)(?!$)/g, '$1 ');
-}
 
 function header(fields: Partial<FrameHeader>): FrameHeader {
   return {

@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { maskInPlace } from '../src/mask.js';
+import { hex, toHex } from './helpers/hex.js';
 import { leakCheck } from './helpers/leak.js';
 import { describeSeed, prng, type Prng } from './helpers/prng.js';
 
 const checkLeaks = leakCheck();
 after(() => checkLeaks());
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
-}
-
-function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('hex').replace(/(..)(?!$)/g, '$1 ');
-}
 
 /** The RFC 6455 §5.3 definition, one byte at a time: j = i MOD 4. */
 function referenceMask(data: Uint8Array, maskKey: Uint8Array, keyOffset: number): { out: Uint8Array; next: number } {

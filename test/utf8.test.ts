@@ -2,15 +2,12 @@ import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
 import { after, describe, it } from 'node:test';
 import { Utf8Validator } from '../src/internal/utf8.js';
+import { hex } from './helpers/hex.js';
 import { leakCheck } from './helpers/leak.js';
 import { describeSeed, prng, type Prng } from './helpers/prng.js';
 
 const checkLeaks = leakCheck();
 after(() => checkLeaks());
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
-}
 
 function utf8(text: string): Uint8Array {
   return new TextEncoder().encode(text);
