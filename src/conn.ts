@@ -7,6 +7,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { closeStatus, decodeClosePayload, encodeClosePayload } from './close.js';
+import type { DeflateParams } from './compress.js';
 import { ClosedError, CloseError, MessageTooBigError, ProtocolError } from './errors.js';
 import { Opcode } from './frame.js';
 import { waitFor } from './internal/abort.js';
@@ -23,11 +24,12 @@ import {
   type ConnOptions,
   type Message,
   type SignalOptions,
+  type WriteOptions,
 } from './options.js';
 import { FrameWriter, messageSink, type SinkHost } from './write.js';
 
 export { MessageType, defaultReadLimit } from './options.js';
-export type { CloseInfo, ConnOptions, Message, SignalOptions } from './options.js';
+export type { CloseInfo, ConnOptions, Message, SignalOptions, WriteOptions } from './options.js';
 
 /** @internal What `accept()` and `dial()` hand to a new Conn. */
 export interface ConnInit {
@@ -38,6 +40,8 @@ export interface ConnInit {
   client: boolean;
   subprotocol: string;
   extensions: string;
+  /** The permessage-deflate parameters agreed, when compression was negotiated. */
+  deflate?: DeflateParams | undefined;
   options: ConnOptions;
 }
 
@@ -113,8 +117,8 @@ export class Conn {
     this.#options = options;
     this.#client = init.client;
     const limit = checkLimit(options.readLimit ?? defaultReadLimit);
-    this.#reader = new FrameReader(socket, this.#readHost(), init.client, limit);
-    this.#writer = new FrameWriter(socket, init.client);
+    this.#reader = new FrameReader(socket, this.#readHost(), init.client, limit, init.deflate);
+    this.#writer = new FrameWriter(socket, init.client, init.deflate, options.compressionThreshold);
     if (init.head !== undefined && init.head.length > 0) this.#reader.unshift(Buffer.from(init.head));
     socket.on('readable', this.#onReadable);
     socket.on('end', () => this.#onEnd());
@@ -218,13 +222,14 @@ export class Conn {
    * @throws TypeError for a bad type, or text bytes that are not UTF-8.
    * @throws ClosedError when the connection is closing or gone.
    */
-  async write(type: MessageType, data: string | Uint8Array, options?: SignalOptions): Promise<void> {
+  async write(type: MessageType, data: string | Uint8Array, options?: WriteOptions): Promise<void> {
     checkMessage(type, data);
     const signal = options?.signal;
     await this.#writeLock.acquire(signal);
     try {
       await this.#readyToSend(signal);
-      await this.#writer.sendAndWait({ fin: true, rsv1: false, opcode: type, payload: data }, signal);
+      const { payload, rsv1 } = this.#writer.encodeMessage(data, options?.compress);
+      await this.#writer.sendAndWait({ fin: true, rsv1, opcode: type, payload }, signal);
     } finally {
       this.#writeLock.release();
     }
@@ -240,7 +245,7 @@ export class Conn {
    * 1011 (internal error), since the peer cannot be told where the message
    * ended; before any frame it just gives the turn to the next writer.
    */
-  async writer(type: MessageType, options?: SignalOptions): Promise<WritableStream<Uint8Array>> {
+  async writer(type: MessageType, options?: WriteOptions): Promise<WritableStream<Uint8Array>> {
     checkMessage(type, '');
     const signal = options?.signal;
     await this.#writeLock.acquire(signal);
@@ -256,7 +261,7 @@ export class Conn {
       release: () => this.#writeLock.release(),
       fail: (error) => this.#fail(error),
     };
-    return messageSink(host, type, signal);
+    return messageSink(host, type, signal, this.#writer.compressesStream(options?.compress));
   }
 
   /**
@@ -378,7 +383,8 @@ export class Conn {
 
   /**
    * Yields messages as `read()` returns them, until the peer closes with
-   * 1000 (normal closure) or 1001 (going away); any other ending throws.
+   * 1000 (normal closure), 1001 (going away) or no status (1005); any other
+   * ending throws.
    */
   async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
     for (;;) {
@@ -386,8 +392,9 @@ export class Conn {
       try {
         message = await this.read();
       } catch (err) {
+        // A close without a status (1005) is how browsers' close() ends by default.
         const code = closeStatus(err);
-        if (code === 1000 || code === 1001) return;
+        if (code === 1000 || code === 1001 || code === 1005) return;
         throw err;
       }
       yield message;

@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { getGlobalDispatcher, type Dispatcher } from 'undici';
+import { clientOffer, CompressionMode, parseClientResponse, type DeflateParams } from './compress.js';
 import { newConn, type Conn, type ConnOptions } from './conn.js';
 import { HandshakeError } from './errors.js';
 import { acceptKey, hasToken, isToken, tokenList } from './handshake.js';
@@ -50,10 +51,14 @@ export interface DialOptions extends ConnOptions {
    */
   handshakeTimeout?: number;
   /**
-   * permessage-deflate (RFC 7692). Only `'disabled'` (the default) is
-   * supported for now; the others throw.
+   * permessage-deflate (RFC 7692): `'disabled'` (the default) offers none;
+   * `'context-takeover'` offers compression that keeps each direction's
+   * window across messages (best ratio, about 50 KiB per connection);
+   * `'no-context-takeover'` asks both sides to reset it after every message
+   * (no memory between messages). The server may decline: check
+   * `conn.extensions`.
    */
-  compressionMode?: 'disabled' | 'context-takeover' | 'no-context-takeover';
+  compressionMode?: CompressionMode;
 }
 
 /** How long a handshake may take by default, in ms. */
@@ -94,6 +99,8 @@ interface Offer {
   key: string;
   /** The subprotocols offered. */
   subprotocols: readonly string[];
+  /** What permessage-deflate use was offered. */
+  compression: CompressionMode;
   /** The URL without credentials or query, for error messages. */
   where: string;
   /** Options for the Conn. */
@@ -147,12 +154,12 @@ export async function dial(url: string | URL, opts: DialOptions = {}): Promise<C
   const { signal, dispatcher } = opts;
   const timeout = checkTimeout(opts.handshakeTimeout ?? defaultHandshakeTimeout);
   const subprotocols = checkSubprotocols(opts.subprotocols ?? []);
-  checkCompression(opts.compressionMode ?? 'disabled');
+  const compression = checkCompression(opts.compressionMode ?? CompressionMode.Disabled);
   const key = randomBytes(16).toString('base64');
-  const headers = requestHeaders(opts, target, key, subprotocols);
+  const headers = requestHeaders(opts, target, key, subprotocols, compression);
   signal?.throwIfAborted();
   const where = `${target.origin}${target.pathname}`;
-  const offer: Offer = { key, subprotocols, where, connOptions: connOptionsOf(opts) };
+  const offer: Offer = { key, subprotocols, compression, where, connOptions: connOptionsOf(opts) };
   const request: Dispatcher.DispatchOptions = {
     origin: `${httpScheme.get(target.protocol)}//${target.host}`,
     path: `${target.pathname}${target.search}`,
@@ -207,15 +214,20 @@ function checkSubprotocols(names: readonly string[]): readonly string[] {
   return [...names];
 }
 
-function checkCompression(mode: string): void {
-  if (mode === 'context-takeover' || mode === 'no-context-takeover') {
-    throw new Error(`dial: compressionMode ${JSON.stringify(mode)} is not supported yet; use 'disabled'`);
-  }
-  if (mode !== 'disabled') throw new TypeError(`dial: unknown compressionMode ${JSON.stringify(mode)}`);
+function checkCompression(mode: string): CompressionMode {
+  const modes: readonly string[] = Object.values(CompressionMode);
+  if (!modes.includes(mode)) throw new TypeError(`dial: unknown compressionMode ${JSON.stringify(mode)}`);
+  return mode as CompressionMode;
 }
 
 /** The request's headers, flattened as undici takes them; throws TypeError for invalid or reserved ones. */
-function requestHeaders(opts: DialOptions, target: URL, key: string, subprotocols: readonly string[]): string[] {
+function requestHeaders(
+  opts: DialOptions,
+  target: URL,
+  key: string,
+  subprotocols: readonly string[],
+  compression: CompressionMode,
+): string[] {
   const headers = new Headers(opts.headers);
   for (const name of headers.keys()) {
     if (reservedHeaders.has(name)) throw new TypeError(`dial: the ${name} header is set by dial and cannot be given`);
@@ -228,6 +240,8 @@ function requestHeaders(opts: DialOptions, target: URL, key: string, subprotocol
   headers.set('sec-websocket-key', key);
   headers.set('sec-websocket-version', '13');
   if (subprotocols.length > 0) headers.set('sec-websocket-protocol', subprotocols.join(', '));
+  const extensions = clientOffer(compression);
+  if (extensions !== '') headers.set('sec-websocket-extensions', extensions);
   return [...headers].flat();
 }
 
@@ -422,7 +436,8 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
     // the socket has no 'error' listener at all.
     let conn: Conn;
     try {
-      conn = newConn({ socket, client: true, subprotocol: verdict.subprotocol, extensions: '', options: this.#offer.connOptions });
+      const { subprotocol, extensions, deflate } = verdict;
+      conn = newConn({ socket, client: true, subprotocol, extensions, deflate, options: this.#offer.connOptions });
     } catch (err) {
       socket.destroy();
       this.#reject(err);
@@ -461,7 +476,11 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
  * checks of the server's handshake). Returns the chosen subprotocol, or why
  * the connection must fail.
  */
-function verifyUpgrade(status: number, headers: Headers, offer: Offer): string | { subprotocol: string } {
+function verifyUpgrade(
+  status: number,
+  headers: Headers,
+  offer: Offer,
+): string | { subprotocol: string; extensions: string; deflate: DeflateParams | undefined } {
   if (status !== 101) return `expected 101 Switching Protocols, got ${status}`;
   if (!hasToken(headers.get('upgrade') ?? undefined, 'websocket')) {
     return 'the 101 response lacks "Upgrade: websocket" (RFC 6455 §4.1)';
@@ -472,15 +491,24 @@ function verifyUpgrade(status: number, headers: Headers, offer: Offer): string |
   if (headers.get('sec-websocket-accept') !== acceptKey(offer.key)) {
     return 'Sec-WebSocket-Accept does not match the Sec-WebSocket-Key sent (RFC 6455 §4.1)';
   }
-  const extensions = tokenList(headers.get('sec-websocket-extensions') ?? undefined);
-  if (extensions.length > 0) {
-    return `the server chose extensions ${JSON.stringify(extensions.join(', '))} although none were offered (RFC 6455 §4.1)`;
-  }
   const subprotocol = headers.get('sec-websocket-protocol');
   if (subprotocol !== null && !offer.subprotocols.includes(subprotocol)) {
     return `the server chose subprotocol ${JSON.stringify(subprotocol)}, which was not offered (RFC 6455 §4.1)`;
   }
-  return { subprotocol: subprotocol ?? '' };
+  const extensions = headers.get('sec-websocket-extensions')?.trim() ?? '';
+  let deflate: DeflateParams | undefined;
+  try {
+    // RFC 6455 §4.1 item 6 and RFC 7692 §5: only what was offered, valid.
+    deflate = parseClientResponse(extensions === '' ? undefined : extensions, offer.compression);
+  } catch (err) {
+    return `${(err as Error).message} (RFC 7692 §5)`;
+  }
+  // A compressor may always reset its window; in this mode ours does,
+  // whether or not the server acknowledged client_no_context_takeover.
+  if (deflate !== undefined && offer.compression === CompressionMode.NoContextTakeover) {
+    deflate.clientNoContextTakeover = true;
+  }
+  return { subprotocol: subprotocol ?? '', extensions: deflate === undefined ? '' : extensions, deflate };
 }
 
 type HeaderRecord = Record<string, string | string[] | undefined>;

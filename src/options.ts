@@ -34,6 +34,16 @@ export interface SignalOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `write()` and `writer()`. */
+export interface WriteOptions extends SignalOptions {
+  /**
+   * Compress this message (true) or not (false), when permessage-deflate
+   * was negotiated. By default a `write()` is compressed when it is at
+   * least `compressionThreshold` bytes long, and a `writer()` always is.
+   */
+  compress?: boolean;
+}
+
 /** Options of a connection, accepted by both `accept()` and `dial()`. */
 export interface ConnOptions {
   /**
@@ -55,6 +65,12 @@ export interface ConnOptions {
    * Default 5000.
    */
   closeTimeout?: number;
+  /**
+   * With permessage-deflate negotiated, `write()` compresses messages of at
+   * least this many bytes. Default 128 with context takeover, 512 without:
+   * shorter messages gain too little to be worth the CPU.
+   */
+  compressionThreshold?: number;
 }
 
 /**

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Duplex } from 'node:stream';
+import { compressedLimit, MessageInflater, type DeflateParams } from './compress.js';
 import { MessageTooBigError, ProtocolError } from './errors.js';
 import { decodeHeader, isControl, maxHeaderLength, Opcode, type FrameHeader } from './frame.js';
 import { ByteQueue } from './internal/byte-queue.js';
@@ -44,14 +45,21 @@ export class FrameReader {
   /** The data message in progress: its type and size so far. */
   #type = 0;
   #size = 0;
+  /** Whether the message in progress is compressed (RSV1 on its first frame), and its end was fed to the inflater. */
+  #compressed = false;
+  #flushed = false;
+  /** What permessage-deflate parameters the handshake agreed, if any. */
+  readonly #deflate: DeflateParams | undefined;
+  #inflater: MessageInflater | undefined;
   /** Largest message in bytes; Infinity for none. */
   limit: number;
 
-  constructor(socket: Duplex, host: ReadHost, client: boolean, limit: number) {
+  constructor(socket: Duplex, host: ReadHost, client: boolean, limit: number, deflate?: DeflateParams) {
     this.#socket = socket;
     this.#host = host;
     this.#client = client;
     this.limit = limit;
+    this.#deflate = deflate;
   }
 
   /** Queues bytes that arrived before the Conn existed (the upgrade's `head`). */
@@ -85,6 +93,8 @@ export class FrameReader {
     }
     this.#type = header.opcode;
     this.#size = 0;
+    this.#compressed = header.rsv1;
+    this.#flushed = false;
     this.#utf8.reset();
     this.#startFrame(header);
     return this.#type;
@@ -105,10 +115,19 @@ export class FrameReader {
         const chunk = this.#queue.shift(frame.remaining);
         frame.remaining -= chunk.length;
         if (frame.maskKey !== undefined) frame.keyOffset = maskInPlace(chunk, frame.maskKey, frame.keyOffset);
-        this.#check(chunk);
-        return chunk;
+        if (!this.#compressed) return this.#check(chunk);
+        const out = this.#inflate(chunk, frame.fin && frame.remaining === 0);
+        if (out.length > 0) return out;
+        continue;
       }
-      if (frame !== undefined && frame.fin) return this.#finish();
+      if (frame !== undefined && frame.fin) {
+        // A compressed message may end with an empty frame: its end still has to reach the inflater.
+        if (this.#compressed && !this.#flushed) {
+          const out = this.#inflate(new Uint8Array(0), true);
+          if (out.length > 0) return out;
+        }
+        return this.#finish();
+      }
       this.#frame = undefined;
       const header = await this.#nextDataHeader(signal);
       if (header.opcode !== Opcode.Continuation) {
@@ -126,17 +145,28 @@ export class FrameReader {
 
   #checkLimit(incoming: number): void {
     // Refuse as soon as the declared length crosses the limit, before the
-    // bytes arrive, so a too-big message is never buffered.
-    if (this.#size + incoming > this.limit) throw new MessageTooBigError(this.limit);
+    // bytes arrive, so a too-big message is never buffered. A compressed
+    // message is held to a bound on its compressed size here; the inflater
+    // counts its decompressed bytes against the limit itself.
+    const limit = this.#compressed ? compressedLimit(this.limit) : this.limit;
+    if (this.#size + incoming > limit) throw new MessageTooBigError(this.limit);
     this.#size += incoming;
   }
 
-  #check(chunk: Uint8Array): void {
+  /** Feeds a compressed piece to the inflater (synchronously, so an abort cannot tear its state). */
+  #inflate(chunk: Uint8Array, last: boolean): Uint8Array {
+    this.#inflater ??= new MessageInflater(this.#deflate!, this.#client);
+    this.#flushed = last;
+    return this.#check(this.#inflater.decompress(chunk, last, this.limit));
+  }
+
+  #check(chunk: Uint8Array): Uint8Array {
     // RFC 6455 §8.1: invalid UTF-8 fails the connection, here as early as the
     // first bad byte rather than at the end of the message.
     if (this.#type === Opcode.Text && !this.#utf8.push(chunk)) {
       throw new ProtocolError(1007, 'text message is not valid UTF-8');
     }
+    return chunk;
   }
 
   #finish(): null {
@@ -184,9 +214,17 @@ export class FrameReader {
 
   /** The checks every frame header must pass (RFC 6455 §5.1–§5.5). */
   #validate(header: FrameHeader): void {
-    if (header.rsv1 || header.rsv2 || header.rsv3) {
+    if (header.rsv2 || header.rsv3) {
       // RFC 6455 §5.2: nonzero RSV bits need a negotiated extension.
       throw new ProtocolError(1002, 'reserved bits set without a negotiated extension');
+    }
+    if (header.rsv1) {
+      // RFC 7692 §6: RSV1 marks a compressed message, on its first frame only
+      // (§6.1), and never on a control frame.
+      if (this.#deflate === undefined) throw new ProtocolError(1002, 'RSV1 set without permessage-deflate');
+      if (header.opcode !== Opcode.Text && header.opcode !== Opcode.Binary) {
+        throw new ProtocolError(1002, 'RSV1 set on a control or continuation frame');
+      }
     }
     if (this.#client === (header.maskKey !== undefined)) {
       // RFC 6455 §5.1: clients mask every frame, servers none.

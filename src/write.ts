@@ -7,6 +7,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { MessageDeflater, type DeflateParams } from './compress.js';
 import { ClosedError, ProtocolError } from './errors.js';
 import { encodeHeader, headerLength, Opcode } from './frame.js';
 import { waitFor } from './internal/abort.js';
@@ -51,13 +52,52 @@ export class FrameWriter {
   readonly #drainWaiters = new Set<(error?: Error) => void>();
   /** Set once the socket is gone: waits for 'drain' fail with it. */
   #gone: Error | undefined;
+  /** What permessage-deflate parameters the handshake agreed, if any. */
+  readonly #deflate: DeflateParams | undefined;
+  #deflater: MessageDeflater | undefined;
+  readonly #threshold: number | undefined;
 
-  constructor(socket: Duplex, client: boolean) {
+  constructor(socket: Duplex, client: boolean, deflate?: DeflateParams, threshold?: number) {
     this.#socket = socket;
     this.#client = client;
+    this.#deflate = deflate;
+    this.#threshold = threshold;
     socket.on('drain', () => {
       for (const wake of this.#drainWaiters) wake();
     });
+  }
+
+  /**
+   * The payload and RSV1 bit of a whole message: compressed when
+   * permessage-deflate was negotiated and either `compress` is true or,
+   * when it is undefined, the message is at least the threshold long.
+   * Call it only right before sending: with context takeover, compressing
+   * moves the window the peer decodes against (RFC 7692 §7.2.1).
+   */
+  encodeMessage(data: string | Uint8Array, compress: boolean | undefined): { payload: string | Uint8Array; rsv1: boolean } {
+    if (this.#deflate === undefined || compress === false) return { payload: data, rsv1: false };
+    const deflater = this.#deflaterNow();
+    if (compress === undefined) {
+      const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      if (size < (this.#threshold ?? deflater.defaultThreshold)) return { payload: data, rsv1: false };
+    }
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    return { payload: deflater.compress(bytes, true), rsv1: true };
+  }
+
+  /** Whether a streamed message will be compressed, given the caller's `compress` option. */
+  compressesStream(compress: boolean | undefined): boolean {
+    return this.#deflate !== undefined && compress !== false;
+  }
+
+  /** Compresses one frame of a streamed message (see `encodeMessage` on when to call it). */
+  compressFrame(chunk: Uint8Array, fin: boolean): Uint8Array {
+    return this.#deflaterNow().compress(chunk, fin);
+  }
+
+  #deflaterNow(): MessageDeflater {
+    this.#deflater ??= new MessageDeflater(this.#deflate!, this.#client);
+    return this.#deflater;
   }
 
   /** Fails every wait for 'drain', now and later, with `error`. */
@@ -163,7 +203,12 @@ export interface SinkHost {
  * final frame. Aborting it (or `signal`) after a frame went out fails the
  * connection with 1011, since the peer cannot learn where the message ends.
  */
-export function messageSink(host: SinkHost, type: number, signal: AbortSignal | undefined): WritableStream<Uint8Array> {
+export function messageSink(
+  host: SinkHost,
+  type: number,
+  signal: AbortSignal | undefined,
+  compress: boolean,
+): WritableStream<Uint8Array> {
   let started = false;
   let open = true;
   const stop = (reason: unknown): void => {
@@ -178,9 +223,12 @@ export function messageSink(host: SinkHost, type: number, signal: AbortSignal | 
   const frame = async (payload: Uint8Array, fin: boolean): Promise<void> => {
     if (!open) throw signal?.aborted ? signal.reason : new ClosedError('message writer is closed');
     await host.ready(signal);
+    // RFC 7692 §6.1: RSV1 on the first frame of a compressed message only.
+    const rsv1 = compress && !started;
     const opcode = started ? Opcode.Continuation : type;
     started = true;
-    await host.writer.sendAndWait({ fin, rsv1: false, opcode, payload }, signal);
+    const body = compress ? host.writer.compressFrame(payload, fin) : payload;
+    await host.writer.sendAndWait({ fin, rsv1, opcode, payload: body }, signal);
   };
   // A sink whose write() or close() rejects errors the stream without
   // calling abort(), so give up the turn (and fail mid-message) here.

@@ -363,7 +363,7 @@ describe('accept cleans up after itself', { timeout: 20_000 }, () => {
   const badOptions: Array<[string, AcceptOptions, RegExp]> = [
     ['a malformed origin pattern', { originPatterns: ['*.example.com', '[a-'] }, /originPatterns.*malformed pattern/],
     ['a subprotocol that is not a token', { subprotocols: ['chat v1'] }, /not an HTTP token/],
-    ['compression, not supported yet', { compressionMode: 'context-takeover' }, /compressionMode/],
+    ['an unknown compression mode', { compressionMode: 'gzip' as 'disabled' }, /compressionMode/],
   ];
   for (const [what, opts, message] of badOptions) {
     it(`rejects with a plain Error and answers 500 for ${what}`, { timeout: 5000 }, async () => {

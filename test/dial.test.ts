@@ -577,10 +577,10 @@ describe('dial: arguments', { timeout: 20_000 }, () => {
     assert.ok((await dialFails(url, { compressionMode: mode })) instanceof TypeError);
   });
 
-  it('refuses compression modes other than disabled for now', { timeout: 5000 }, async () => {
-    const err = await dialFails(rawUrl('/never'), { compressionMode: 'context-takeover' });
-    assert.ok(err instanceof Error);
-    assert.match(err.message, /not supported yet/);
+  it('refuses an unknown compression mode before any I/O', { timeout: 5000 }, async () => {
+    const err = await dialFails(rawUrl('/never'), { compressionMode: 'gzip' as 'disabled' });
+    assert.ok(err instanceof TypeError);
+    assert.match(err.message, /unknown compressionMode/);
   });
 });
 
