@@ -100,7 +100,7 @@ export interface NetConn extends Duplex {
  * const conn = await dial('ws://127.0.0.1:8080/tunnel', { signal: AbortSignal.timeout(5000) });
  * const tunnel = netConn(conn, MessageType.Binary);
  * const local = connect(5432, '127.0.0.1');
- * await Promise.all([pipeline(local, tunnel), pipeline(tunnel, local)]);
+ * await pipeline(local, tunnel, local); // local → tunnel → local, one pipeline for both directions
  * ```
  */
 export function netConn(conn: Conn, messageType: MessageType, options: NetConnOptions = {}): NetConn {

@@ -1,0 +1,88 @@
+/**
+ * The chat example end to end in a real browser: two Chromium pages
+ * (Debian `chromium`, driven by playwright-core) load the page that
+ * examples/chat/server.ts serves; a message typed in one appears in both.
+ *
+ * Without Chromium on PATH the suite skips and says why, except in CI
+ * (`CI` set), where a missing browser fails it.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ExampleProcess } from './helpers/example-process.js';
+import { leakCheck } from './helpers/leak.js';
+
+const checkLeaks = leakCheck();
+
+function findChromium(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    for (const name of ['chromium', 'chromium-browser']) {
+      if (existsSync(join(dir, name))) return join(dir, name);
+    }
+  }
+  return undefined;
+}
+
+const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
+const executablePath = findChromium();
+const missing = executablePath === undefined ? 'chromium not found on PATH (apt-get install chromium)' : undefined;
+
+let chat: ExampleProcess | undefined;
+let browser: Browser | undefined;
+
+after(async () => {
+  await browser?.close();
+  await chat?.kill();
+  await checkLeaks();
+});
+
+describe('chat example in Chromium', { timeout: 60_000, skip: inCI ? false : (missing ?? false) }, () => {
+  let pageUrl: string;
+
+  before(async () => {
+    if (missing !== undefined) throw new Error(`${missing}; CI requires it`);
+    chat = new ExampleProcess('examples/chat/server.ts', [], { PORT: '0' });
+    [, pageUrl] = (await chat.waitFor(/listening on (http:\/\/\S+)/)) as [string, string];
+    browser = await chromium.launch({
+      executablePath: executablePath!,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+  });
+
+  async function openChat(): Promise<{ page: Page; name: string }> {
+    const page = await browser!.newPage();
+    await page.goto(pageUrl);
+    await page.locator('#status', { hasText: 'connected as' }).waitFor({ timeout: 10_000 });
+    const status = await page.locator('#status').textContent();
+    return { page, name: status!.replace('connected as ', '') };
+  }
+
+  it('a message typed in one page appears in the other', { timeout: 30_000 }, async () => {
+    const alice = await openChat();
+    const bob = await openChat();
+    assert.notEqual(alice.name, bob.name);
+    // Alice's page hears Bob join.
+    await alice.page.locator('#messages li.system', { hasText: `${bob.name} joined` }).waitFor({ timeout: 10_000 });
+
+    const text = 'hello from a real browser ✓ <b>not bold</b>';
+    await alice.page.fill('#text', text);
+    await alice.page.press('#text', 'Enter');
+
+    for (const { page } of [bob, alice]) {
+      const item = page.locator('#messages li:not(.system)', { hasText: text });
+      await item.waitFor({ timeout: 10_000 });
+      // The sender's name in bold, then the text as text: the markup was not parsed.
+      assert.equal(await item.locator('b').textContent(), alice.name);
+      assert.equal(await item.textContent(), `${alice.name}${text}`);
+      assert.equal(await item.locator('b').count(), 1);
+    }
+    assert.equal(await alice.page.inputValue('#text'), '', 'the input is cleared after sending');
+
+    await alice.page.close();
+    await bob.page.locator('#messages li.system', { hasText: `${alice.name} left` }).waitFor({ timeout: 10_000 });
+    await bob.page.close();
+  });
+});
