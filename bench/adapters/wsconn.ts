@@ -1,0 +1,96 @@
+/**
+ * The wsconn adapter: `accept()` on a `node:http` server's `'upgrade'`
+ * event, `dial()` on the client side, and the Conn's `read()`/`write()`.
+ * No native addon.
+ * @module
+ */
+import { once } from 'node:events';
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { accept } from '../../src/accept.js';
+import { closeStatus, StatusCode } from '../../src/close.js';
+import { MessageType, type Conn } from '../../src/conn.js';
+import { dial } from '../../src/dial.js';
+import type { Adapter, BenchClient, BenchServer, ServerCounters, ServerMode } from './types.js';
+import { maxMessageSize } from './types.js';
+
+/** The default read limit (32 KiB) is below the largest message sent. */
+const readLimit = 2 * maxMessageSize;
+
+/** Runs one server connection in the given mode until it ends. */
+async function run(conn: Conn, mode: ServerMode, counters: ServerCounters): Promise<void> {
+  if (mode.kind === 'source') {
+    const payload = new Uint8Array(mode.size).fill(0x5a);
+    conn.closeRead();
+    for (;;) await conn.write(MessageType.Binary, payload);
+  } else {
+    for (;;) {
+      const { type, data } = await conn.read();
+      counters.messagesIn++;
+      counters.bytesIn += data.length;
+      if (mode.kind === 'echo') await conn.write(type, data);
+    }
+  }
+}
+
+/** Serves one accepted connection until it ends, counting how it ended. */
+async function serve(conn: Conn, mode: ServerMode, counters: ServerCounters): Promise<void> {
+  counters.open++;
+  counters.accepted++;
+  try {
+    await run(conn, mode, counters);
+  } catch (err) {
+    const code = closeStatus(err);
+    if (code !== StatusCode.NormalClosure && code !== StatusCode.GoingAway) {
+      counters.errors++;
+      counters.lastError = String(err);
+    }
+  } finally {
+    counters.open--;
+    conn.closeNow();
+  }
+}
+
+async function listen(mode: ServerMode, counters: ServerCounters): Promise<BenchServer> {
+  const server = http.createServer((_req, res) => res.writeHead(426).end());
+  // Not an async function holding `req` across the connection's life: that
+  // would charge wsconn for memory the application kept.
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    accept(req, socket, head, { readLimit }).then(
+      (conn) => serve(conn, mode, counters),
+      (err: unknown) => {
+        counters.errors++;
+        counters.lastError = `accept: ${String(err)}`;
+      },
+    );
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function connect(port: number): Promise<BenchClient> {
+  const conn = await dial(`ws://127.0.0.1:${port}/`, { readLimit });
+  return {
+    send: (data) => conn.write(MessageType.Binary, data),
+    receive: async () => (await conn.read()).data,
+    async close() {
+      await conn.close(StatusCode.NormalClosure);
+    },
+    destroy: () => conn.closeNow(),
+  };
+}
+
+/** The wsconn implementation. */
+export const adapter: Adapter = {
+  name: 'wsconn',
+  info: () => ({ masking: 'TypeScript (no native addon)' }),
+  listen,
+  connect,
+};

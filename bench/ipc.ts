@@ -1,0 +1,35 @@
+/**
+ * The messages between the benchmark (parent) and a server child.
+ * @module
+ */
+import type { ImplName, ServerCounters, ServerMode } from './adapters/types.js';
+
+/** How the parent starts a child: `argv[2]` is this object as JSON. */
+export interface ChildConfig {
+  impl: ImplName;
+  mode: ServerMode;
+}
+
+/** A request from the parent; the child answers with the same `id`. */
+export interface Request {
+  id: number;
+  cmd: 'stats' | 'memory' | 'close';
+}
+
+/** The counters, stamped with the child's clock (`performance.now()`, ms). */
+export interface Stats extends ServerCounters {
+  time: number;
+}
+
+/** Heap numbers after a full garbage collection. */
+export interface MemorySample {
+  rss: number;
+  heapUsed: number;
+  external: number;
+}
+
+/** Everything a child sends. */
+export type ChildMessage =
+  | { type: 'ready'; port: number; info: Record<string, string> }
+  | { type: 'failed'; error: string }
+  | { type: 'reply'; id: number; result: Stats | MemorySample | null };

@@ -1,0 +1,139 @@
+/**
+ * `npm run bench`: wsconn, ws (with bufferutil) and raw node:net side by
+ * side. Servers run in child processes, clients here. See bench/README.md.
+ *
+ * Environment: BENCH_SECONDS (measured seconds per implementation and case,
+ * default 2.5), BENCH_ROUNDS (default 10), BENCH_PIN (same | split | none,
+ * default same), BENCH_SCENARIOS (e.g. "echo,memory"), BENCH_IMPLS
+ * (e.g. "ws,net").
+ * @module
+ */
+import os from 'node:os';
+import { loadAdapter } from './adapters/index.js';
+import { implNames, type Adapter, type ImplName } from './adapters/types.js';
+import { killAll, pin } from './child.js';
+import { formatTable, writeJson } from './report.js';
+import { Runner, type Placement, type Table } from './runner.js';
+import { scenarios } from './scenarios.js';
+import type { Window } from './timing.js';
+
+/** No run may take longer than this, whatever hangs. */
+const hardLimitMs = 15 * 60_000;
+
+function list(name: string, all: readonly string[]): string[] {
+  const value = process.env[name];
+  if (value === undefined || value.trim() === '') return [...all];
+  const picked = value.split(',').map((s) => s.trim());
+  const unknown = picked.filter((s) => !all.includes(s));
+  if (unknown.length > 0) throw new Error(`${name}: unknown ${unknown.join(', ')} (known: ${all.join(', ')})`);
+  return picked;
+}
+
+function windowFromEnv(): Window {
+  const seconds = Number(process.env['BENCH_SECONDS'] ?? '2.5');
+  const rounds = Number(process.env['BENCH_ROUNDS'] ?? '10');
+  if (!(seconds > 0)) throw new Error('BENCH_SECONDS must be a positive number');
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('BENCH_ROUNDS must be a positive integer');
+  return { warmup: Math.max(0.3, seconds / 5), seconds, rounds };
+}
+
+/** Pins this process's main thread and says where the server children go. */
+function placementFromEnv(): Placement {
+  const mode = process.env['BENCH_PIN'] ?? 'same';
+  if (mode === 'none') return undefined;
+  if (mode !== 'same' && mode !== 'split') throw new Error('BENCH_PIN must be same, split or none');
+  const placement = { parent: 0, child: mode === 'same' ? 0 : 1 };
+  try {
+    pin(process.pid, placement.parent);
+    return placement;
+  } catch (err) {
+    console.log(`!! cannot pin to CPUs (${err instanceof Error ? err.message : err}); running unpinned`);
+    return undefined;
+  }
+}
+
+function describePlacement(placement: Placement): string {
+  if (placement === undefined) return 'unpinned';
+  if (placement.parent === placement.child) return `client and server main threads both on CPU ${placement.child}`;
+  return `client main thread on CPU ${placement.parent}, server main thread on CPU ${placement.child}`;
+}
+
+/** Loads the adapters that load; prints why the others did not. */
+async function loadAdapters(impls: ImplName[]): Promise<Adapter[]> {
+  const adapters: Adapter[] = [];
+  for (const impl of impls) {
+    try {
+      adapters.push(await loadAdapter(impl));
+    } catch (err) {
+      console.log(`!! ${impl} could not be loaded, its column stays empty: ${err instanceof Error ? err.message : err}`);
+    }
+  }
+  return adapters;
+}
+
+function printInfo(adapters: Adapter[], runner: Runner): void {
+  for (const adapter of adapters) {
+    const client = adapter.info();
+    const server = runner.info.get(adapter.name) ?? {};
+    for (const key of new Set([...Object.keys(client), ...Object.keys(server)])) {
+      const same = client[key] === server[key];
+      const text = same ? client[key] : `client ${client[key] ?? '?'}; server ${server[key] ?? '?'}`;
+      console.log(`${adapter.name} ${key}: ${text}`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const window = windowFromEnv();
+  const impls = list('BENCH_IMPLS', implNames) as ImplName[];
+  const ids = list('BENCH_SCENARIOS', Object.keys(scenarios));
+  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`);
+  const [load] = os.loadavg();
+  if (load !== undefined && load > 1) {
+    console.log(`!! load average ${load.toFixed(2)} before start: other processes compete for the CPUs; expect noise`);
+  }
+  const placement = placementFromEnv();
+  console.log(
+    `per implementation and case: ${window.warmup} s warm-up, then ${window.seconds} s measured in ` +
+      `${window.rounds} interleaved rounds (median shown, ± = half the range of the rounds)`,
+  );
+  console.log(`servers in child processes; ${describePlacement(placement)}\n`);
+  const adapters = await loadAdapters(impls);
+  const runner = new Runner(window, adapters, placement);
+  const tables: Table[] = [];
+  for (const id of ids) {
+    const scenario = scenarios[id];
+    if (scenario === undefined) continue;
+    const table = await scenario(runner);
+    tables.push(table);
+    console.log(`\n${formatTable(table, impls)}\n`);
+  }
+  printInfo(adapters, runner);
+  console.log(`\nresults: ${await writeJson(tables, window, runner.info)}`);
+  const failed = tables.some((t) => t.rows.some((r) => Object.values(r.cells).some((c) => c.error !== undefined)));
+  if (failed || adapters.length < impls.length) process.exitCode = 1;
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`bench: still running after ${hardLimitMs / 60_000} min, giving up`);
+  killAll();
+  process.exit(2);
+}, hardLimitMs);
+watchdog.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    killAll();
+    // client libraries may keep idle sockets or timers; the run is over
+    process.exit();
+  });

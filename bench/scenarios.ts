@@ -1,0 +1,237 @@
+/**
+ * The five scenarios. Each returns a table of rows with one cell per
+ * implementation; see bench/README.md for what each one measures.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { BenchClient } from './adapters/types.js';
+import type { CaseContext, Cell, Cells, Runner, Table, Workload } from './runner.js';
+import type { Round, Sample } from './timing.js';
+import { polled, timed } from './timing.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Formats bytes per second as MB/s (10^6 bytes). */
+function mbps(bytesPerSecond: number): string {
+  return `${(bytesPerSecond / 1e6).toFixed(bytesPerSecond < 1e7 ? 2 : 1)} MB/s`;
+}
+
+function sizeLabel(size: number): string {
+  return size >= MiB ? `${size / MiB} MiB` : size >= KiB ? `${size / KiB} KiB` : `${size} B`;
+}
+
+const rateCell = (sample: Sample): Cell => ({
+  value: sample.rate,
+  spread: sample.spread,
+  rounds: sample.rounds.map((r) => r.ops / r.seconds),
+  raw: { ...sample },
+});
+const rateAndBytesCell = (sample: Sample): Cell => ({ ...rateCell(sample), extra: mbps(sample.byteRate) });
+const byteRateCell = (sample: Sample): Cell => ({
+  ...rateCell(sample),
+  value: sample.byteRate / 1e6,
+  rounds: sample.rounds.map((r) => r.bytes / r.seconds / 1e6),
+});
+
+/** One echo round trip; checks the length that came back. */
+async function roundTrip(client: BenchClient, payload: Uint8Array): Promise<number> {
+  await client.send(payload);
+  const echoed = await client.receive();
+  if (echoed.length !== payload.length) throw new Error(`echo of ${payload.length} B came back as ${echoed.length} B`);
+  return payload.length;
+}
+
+/** Runs `fn` over `items`, `parallel` at a time. */
+async function parallelMap<T, U>(items: T[], parallel: number, fn: (item: T) => Promise<U>): Promise<U[]> {
+  const out: U[] = [];
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, lane));
+  return out;
+}
+
+/** Opens `count` connections, `parallel` at a time. */
+function openMany(connect: () => Promise<BenchClient>, count: number, parallel: number): Promise<BenchClient[]> {
+  return parallelMap(Array.from({ length: count }), parallel, connect);
+}
+
+/** Closes every client, `parallel` at a time. */
+async function closeMany(clients: BenchClient[], parallel: number): Promise<void> {
+  await parallelMap(clients, parallel, (client) => client.close());
+}
+
+/** Scenario 1: sequential echo round trips on one connection. */
+export async function echo(runner: Runner): Promise<Table> {
+  const rows = [];
+  for (const size of [16, KiB, 64 * KiB, MiB]) {
+    const payload = randomBytes(size);
+    const setup = async ({ connect }: CaseContext): Promise<Workload> => {
+      const client = await connect();
+      return { measure: (s) => timed(() => roundTrip(client, payload), s), close: () => client.close() };
+    };
+    const cells = await runner.compare(`echo ${sizeLabel(size)}`, { kind: 'echo' }, setup, rateAndBytesCell);
+    rows.push({ label: sizeLabel(size), unit: 'round trips/s', cells });
+  }
+  return { id: 'echo', title: '1. Echo round trips, one connection, sequential (MB/s = payload bytes echoed)', rows };
+}
+
+/** Scenario 2: 64 connections, each doing sequential 1 KiB echoes. */
+export async function concurrentEcho(runner: Runner, connections = 64): Promise<Table> {
+  const payload = randomBytes(KiB);
+  const cells = await runner.compare(
+    `echo 1 KiB × ${connections} conns`,
+    { kind: 'echo' },
+    async ({ connect }) => {
+      const clients = await openMany(connect, connections, 16);
+      return {
+        measure: (s) => timed((lane) => roundTrip(clients[lane] as BenchClient, payload), s, connections),
+        close: () => closeMany(clients, 16),
+      };
+    },
+    rateAndBytesCell,
+  );
+  const rows = [{ label: `${connections} conns × 1 KiB`, unit: 'msgs/s (aggregate)', cells }];
+  return { id: 'concurrent', title: `2. Echo, ${connections} concurrent connections, 1 KiB messages`, rows };
+}
+
+/** Scenario 3: one-way streaming of 1 MiB messages, both directions. */
+export async function streaming(runner: Runner): Promise<Table> {
+  const payload = randomBytes(MiB);
+  const up = await runner.compare(
+    'stream client→server',
+    { kind: 'sink' },
+    async ({ connect, server }) => {
+      const client = await connect();
+      const received = async (): Promise<{ bytes: number; ops: number; time: number }> => {
+        const stats = await server.stats();
+        return { bytes: stats.bytesIn, ops: stats.messagesIn, time: stats.time };
+      };
+      const measure = async (seconds: number): Promise<Round> => {
+        let stop = false;
+        const pump = (async () => {
+          while (!stop) await client.send(payload);
+        })();
+        pump.catch(() => {}); // awaited below; this only keeps it from counting as unhandled
+        try {
+          await sleep(50); // let the pipe fill before the receiver is sampled
+          return await polled(received, seconds);
+        } finally {
+          stop = true;
+          await pump;
+        }
+      };
+      return { measure, close: () => client.close() };
+    },
+    byteRateCell,
+  );
+  const down = await runner.compare(
+    'stream server→client',
+    { kind: 'source', size: MiB },
+    async ({ connect }) => {
+      const client = await connect();
+      const receive = async (): Promise<number> => (await client.receive()).length;
+      const measure = async (seconds: number): Promise<Round> => {
+        await timed(receive, 0.05); // drain what piled up between rounds first
+        return timed(receive, seconds);
+      };
+      return { measure, close: () => client.close() };
+    },
+    byteRateCell,
+  );
+  const rows = [
+    { label: 'client→server', unit: 'MB/s at receiver', cells: up },
+    { label: 'server→client', unit: 'MB/s at receiver', cells: down },
+  ];
+  return { id: 'streaming', title: '3. One-way streaming of 1 MiB messages', rows };
+}
+
+/** The parent's heap after garbage collection (the flag is set at run time). */
+function clientHeap(): number {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  const { heapUsed, external } = process.memoryUsage();
+  return heapUsed + external;
+}
+
+/** Picks one raw figure of each cell as its value. */
+function pick(cells: Cells, key: string): Cells {
+  const out: Cells = {};
+  for (const [impl, cell] of Object.entries(cells)) {
+    const value = cell.raw?.[key];
+    out[impl as keyof Cells] = typeof value === 'number' ? { value, raw: cell.raw ?? {} } : cell;
+  }
+  return out;
+}
+
+/** Scenario 4: memory held per idle connection, server and client side. */
+export async function idleMemory(runner: Runner, connections = 1000): Promise<Table> {
+  const perConn = (bytes: number): number => bytes / connections;
+  const cells = await runner.each(`idle memory × ${connections}`, { kind: 'echo' }, async ({ connect, server }) => {
+    const before = await server.memory();
+    const clientBefore = clientHeap();
+    const clients = await openMany(connect, connections, 32);
+    for (let waited = 0; (await server.stats()).open < connections; waited += 20) {
+      if (waited > 10_000) throw new Error('the server did not see every connection open');
+      await sleep(20);
+    }
+    const after = await server.memory();
+    const clientDelta = clientHeap() - clientBefore;
+    await closeMany(clients, 32);
+    const raw = {
+      heapPerConn: perConn(after.heapUsed - before.heapUsed),
+      externalPerConn: perConn(after.external - before.external),
+      rssPerConn: perConn(after.rss - before.rss),
+      clientHeapExternalPerConn: perConn(clientDelta),
+    };
+    return { value: raw.heapPerConn + raw.externalPerConn, raw };
+  });
+  const rows = [
+    { label: 'server heap+external', unit: 'B/conn', lowerIsBetter: true, cells },
+    { label: 'server RSS', unit: 'B/conn', lowerIsBetter: true, cells: pick(cells, 'rssPerConn') },
+    { label: 'client heap+external', unit: 'B/conn', lowerIsBetter: true, cells: pick(cells, 'clientHeapExternalPerConn') },
+  ];
+  return { id: 'memory', title: `4. Idle memory per connection (${connections} open, after GC)`, rows };
+}
+
+/** Scenario 5: connect + close, sequential and 16 at a time. */
+export async function handshakes(runner: Runner): Promise<Table> {
+  const rows = [];
+  for (const lanes of [1, 16]) {
+    const label = lanes === 1 ? 'sequential' : `${lanes} concurrent`;
+    const cells = await runner.compare(
+      `handshakes ${label}`,
+      { kind: 'echo' },
+      async ({ connect }) => {
+        const once = async (): Promise<number> => {
+          const client = await connect();
+          await client.close();
+          return 0;
+        };
+        return { measure: (s) => timed(once, s, lanes, 20_000), close: async () => {} };
+      },
+      rateCell,
+    );
+    rows.push({ label, unit: 'connect+close/s', cells });
+  }
+  return { id: 'handshakes', title: '5. Handshakes: connect, upgrade, close handshake, TCP close', rows };
+}
+
+/** Every scenario by id, in run order. */
+export const scenarios: Record<string, (runner: Runner) => Promise<Table>> = {
+  echo,
+  concurrent: (runner) => concurrentEcho(runner),
+  streaming,
+  memory: (runner) => idleMemory(runner),
+  handshakes,
+};
