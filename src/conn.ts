@@ -164,11 +164,31 @@ export class Conn {
    * is closed with the code the error carries).
    * @throws ClosedError when the connection is gone.
    */
-  async read(options?: SignalOptions): Promise<Message> {
-    const signal = options?.signal;
+  read(options?: SignalOptions): Promise<Message> {
+    if (this.#closeRead === undefined && !this.#reader.inMessage && !options?.signal?.aborted && this.#readLock.tryAcquire()) {
+      // The common case: the whole message is already buffered; no await.
+      try {
+        const message = this.#reader.tryMessage();
+        if (typeof message === 'object') return Promise.resolve(message as Message);
+      } catch (err) {
+        return Promise.reject(this.#readFailed(err, undefined));
+      } finally {
+        this.#readLock.release();
+      }
+    }
+    return this.#readWaiting(options?.signal);
+  }
+
+  async #readWaiting(signal: AbortSignal | undefined): Promise<Message> {
     this.#assertReadable();
     await this.#readLock.acquire(signal);
     try {
+      while (!this.#reader.inMessage) {
+        const message = this.#reader.tryMessage();
+        if (typeof message === 'object') return message as Message;
+        if (message === 'general') break;
+        await this.#reader.fill(signal);
+      }
       const type = (await this.#reader.begin(signal)) as MessageType;
       for (;;) {
         const chunk = await this.#reader.next(signal);
@@ -222,8 +242,27 @@ export class Conn {
    * @throws TypeError for a bad type, or text bytes that are not UTF-8.
    * @throws ClosedError when the connection is closing or gone.
    */
-  async write(type: MessageType, data: string | Uint8Array, options?: WriteOptions): Promise<void> {
-    checkMessage(type, data);
+  write(type: MessageType, data: string | Uint8Array, options?: WriteOptions): Promise<void> {
+    try {
+      checkMessage(type, data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const signal = options?.signal;
+    if (!signal?.aborted && this.#canSendNow() && this.#writeLock.tryAcquire()) {
+      // The common case: nobody else is writing and the socket has room.
+      const { payload, rsv1 } = this.#writer.encodeMessage(data, options?.compress);
+      const sent = this.#writer.send({ fin: true, rsv1, opcode: type, payload });
+      if (sent === true) {
+        this.#writeLock.release();
+        return Promise.resolve();
+      }
+      return this.#afterSend(sent, signal);
+    }
+    return this.#writeWaiting(type, data, options);
+  }
+
+  async #writeWaiting(type: MessageType, data: string | Uint8Array, options: WriteOptions | undefined): Promise<void> {
     const signal = options?.signal;
     await this.#writeLock.acquire(signal);
     try {
@@ -233,6 +272,19 @@ export class Conn {
     } finally {
       this.#writeLock.release();
     }
+  }
+
+  /** Holds the write turn until the socket has taken a message that did not fit at once. */
+  async #afterSend(sent: false | Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await this.#writer.settle(sent, signal);
+    } finally {
+      this.#writeLock.release();
+    }
+  }
+
+  #canSendNow(): boolean {
+    return this.#ended === undefined && !this.#closeSent && this.#socket.writable && !this.#socket.writableNeedDrain;
   }
 
   /**

@@ -101,6 +101,51 @@ export class FrameReader {
   }
 
   /**
+   * Returns the next message without waiting, when its one frame (and any
+   * control frames before it) is already buffered. Otherwise it consumes
+   * nothing but whole control frames and returns 'wait' when a small frame
+   * is still arriving (call `fill()`, then try again) or 'general' for
+   * anything else (use `begin()` and `next()`). Only call it between
+   * messages.
+   */
+  tryMessage(): { type: number; data: Uint8Array } | 'wait' | 'general' {
+    for (;;) {
+      const decoded = decodeHeader(this.#queue.peek(maxHeaderLength));
+      const total = decoded === undefined ? Infinity : decoded.headerLength + decoded.header.payloadLength;
+      if (this.#queue.length < total) {
+        if (this.#pull()) continue;
+        if (decoded === undefined) return 'wait';
+        // A frame that has started to arrive goes through the general path,
+        // which checks each piece as it comes (limit, UTF-8: fail fast).
+        this.#validate(decoded.header);
+        return 'general';
+      }
+      const { header, headerLength } = decoded!;
+      this.#validate(header);
+      if (isControl(header.opcode)) {
+        if (header.opcode === Opcode.Ping && this.#host.mustDrain()) return 'general';
+        this.#control(header, headerLength);
+        continue;
+      }
+      // Fragments, and the errors a lone continuation frame raises, take the general path.
+      if (!header.fin || header.opcode === Opcode.Continuation) return 'general';
+      this.#queue.skip(headerLength);
+      this.#type = header.opcode;
+      this.#size = 0;
+      this.#compressed = header.rsv1;
+      this.#utf8.reset();
+      this.#startFrame(header);
+      const payload = this.#queue.take(header.payloadLength);
+      this.#frame!.remaining = 0;
+      if (header.maskKey !== undefined) maskInPlace(payload, header.maskKey);
+      const data = this.#compressed ? this.#inflate(payload, true) : this.#check(payload);
+      const type = this.#type;
+      this.#finish();
+      return { type, data };
+    }
+  }
+
+  /**
    * The next piece of the message in progress, or null once it has been
    * read to its end. Pieces are views the caller may keep.
    */
@@ -206,10 +251,15 @@ export class FrameReader {
         await this.#host.drain(signal);
         continue;
       }
-      const payload = this.#queue.take(total).slice(headerLength);
-      if (header.maskKey !== undefined) maskInPlace(payload, header.maskKey);
-      this.#host.control(header.opcode, payload);
+      this.#control(header, headerLength);
     }
+  }
+
+  /** Consumes a whole control frame from the queue and hands it to the host. */
+  #control(header: FrameHeader, headerLength: number): void {
+    const payload = this.#queue.take(headerLength + header.payloadLength).slice(headerLength);
+    if (header.maskKey !== undefined) maskInPlace(payload, header.maskKey);
+    this.#host.control(header.opcode, payload);
   }
 
   /** The checks every frame header must pass (RFC 6455 §5.1–§5.5). */
@@ -244,12 +294,21 @@ export class FrameReader {
   }
 
   /** Moves whatever the socket has buffered into the queue, waiting if it has nothing. */
-  async #fill(signal: AbortSignal | undefined): Promise<void> {
+  /** Moves what the socket has buffered into the queue; false if it had nothing. */
+  #pull(): boolean {
     const chunk = this.#socket.read() as Uint8Array | null;
-    if (chunk !== null) {
-      this.#queue.push(chunk);
-      return;
-    }
+    if (chunk === null) return false;
+    this.#queue.push(chunk);
+    return true;
+  }
+
+  /** Waits until the socket has more bytes, and queues them. */
+  fill(signal: AbortSignal | undefined): Promise<void> {
+    return this.#fill(signal);
+  }
+
+  async #fill(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#pull()) return;
     if (this.#socket.readableEnded || this.#socket.destroyed) throw this.#host.ended();
     await this.#waitReadable(signal);
   }

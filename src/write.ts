@@ -9,7 +9,7 @@ import { randomFillSync } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { MessageDeflater, type DeflateParams } from './compress.js';
 import { ClosedError, ProtocolError } from './errors.js';
-import { encodeHeader, headerLength, Opcode } from './frame.js';
+import { encodeHeader, headerLength, Opcode, type FrameHeader } from './frame.js';
 import { waitFor } from './internal/abort.js';
 import { Utf8Validator } from './internal/utf8.js';
 import { maskInPlace } from './mask.js';
@@ -30,6 +30,10 @@ function nextMaskKey(): Uint8Array {
   const key = keyPool.subarray(keyPoolUsed, keyPoolUsed + 4);
   keyPoolUsed += 4;
   return key;
+}
+
+function headerOf(frame: OutFrame, payloadLength: number, maskKey: Uint8Array | undefined): FrameHeader {
+  return { fin: frame.fin, rsv1: frame.rsv1, rsv2: false, rsv3: false, opcode: frame.opcode, payloadLength, maskKey };
 }
 
 /** One frame to send. */
@@ -123,8 +127,12 @@ export class FrameWriter {
    */
   async sendAndWait(frame: OutFrame, signal: AbortSignal | undefined): Promise<void> {
     const sent = this.send(frame);
+    if (sent !== true) await this.settle(sent, signal);
+  }
+
+  /** Waits for what `send()` returned: 'drain' for false, else its promise. */
+  settle(sent: false | Promise<void>, signal: AbortSignal | undefined): Promise<void> {
     if (sent === false) return this.drain(signal);
-    if (sent === true) return;
     if (signal === undefined) return sent;
     return waitFor((settle) => {
       sent.then(() => settle(), settle);
@@ -150,7 +158,7 @@ export class FrameWriter {
     const maskKey = this.#client ? nextMaskKey() : undefined;
     const start = headerLength(payloadLength, maskKey !== undefined);
     const out = Buffer.allocUnsafe(start + payloadLength);
-    encodeHeader({ ...frame, rsv2: false, rsv3: false, payloadLength, maskKey }, out);
+    encodeHeader(headerOf(frame, payloadLength, maskKey), out);
     out.write(text, start, 'utf8');
     if (maskKey !== undefined) maskInPlace(out.subarray(start), maskKey);
     return this.#socket.write(out);
@@ -161,7 +169,7 @@ export class FrameWriter {
     const maskKey = this.#client ? nextMaskKey() : undefined;
     const start = headerLength(payloadLength, maskKey !== undefined);
     const out = Buffer.allocUnsafe(start + payloadLength);
-    encodeHeader({ ...frame, rsv2: false, rsv3: false, payloadLength, maskKey }, out);
+    encodeHeader(headerOf(frame, payloadLength, maskKey), out);
     out.set(payload, start);
     if (maskKey !== undefined) maskInPlace(out.subarray(start), maskKey);
     return this.#socket.write(out);
@@ -170,7 +178,7 @@ export class FrameWriter {
   #sendUncopied(frame: OutFrame, payload: Uint8Array): Promise<void> {
     const payloadLength = payload.length;
     const header = Buffer.allocUnsafe(headerLength(payloadLength, false));
-    encodeHeader({ ...frame, rsv2: false, rsv3: false, payloadLength, maskKey: undefined }, header);
+    encodeHeader(headerOf(frame, payloadLength, undefined), header);
     const socket = this.#socket;
     return new Promise<void>((resolve, reject) => {
       socket.cork();

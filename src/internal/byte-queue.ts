@@ -26,7 +26,7 @@ export class ByteQueue {
     if (first === undefined) return new Uint8Array(0);
     if (first.length >= n || this.#chunks.length === 1) return first;
     const want = Math.min(n, this.#length);
-    const joined = new Uint8Array(want);
+    const joined = Buffer.allocUnsafe(want);
     let filled = 0;
     while (filled < want) {
       const chunk = this.#chunks.shift()!;

@@ -13,6 +13,13 @@ export class Lock {
     return this.#held;
   }
 
+  /** Takes the lock if it is free and not failed; returns whether it did. */
+  tryAcquire(): boolean {
+    if (this.#held || this.#failure !== undefined) return false;
+    this.#held = true;
+    return true;
+  }
+
   /**
    * Takes the lock, waiting behind earlier callers. Rejects with
    * `signal.reason` if the signal aborts first (the place in line is given

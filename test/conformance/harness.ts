@@ -13,6 +13,7 @@ import { connect, createServer as createNetServer, type AddressInfo, type Server
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { accept } from '../../src/accept.js';
+import type { CompressionMode } from '../../src/compress.js';
 import type { CloseInfo, Conn, ConnOptions } from '../../src/conn.js';
 import { dial } from '../../src/dial.js';
 import { deferred, type Deferred } from '../../src/internal/deferred.js';
@@ -27,6 +28,7 @@ import {
   sampleAccept,
   switchingProtocols,
   upgradeRequest,
+  withHeaders,
   type Sendable,
 } from '../helpers/raw.js';
 
@@ -74,15 +76,35 @@ export function failed(code: number): ClosedWant {
 }
 
 /** An open connection: the raw peer, and wsconn's Conn running its echo loop. */
-interface Session {
+export interface Session {
   peer: RawPeer;
   conn: Conn;
+  /** The HTTP head the raw peer received: the 101 response (server role) or dial()'s request (client role). */
+  handshake: string;
 }
 
-interface Endpoint {
+/** One role's test fixture: a listening server, and a way to open connections through it. */
+export interface Endpoint {
   start(): Promise<void>;
   stop(): Promise<void>;
   open(options: ConnOptions, early: readonly Sendable[]): Promise<Session>;
+}
+
+/**
+ * What the opening handshake negotiates for a group of cases. Every field
+ * is optional; without any, the handshake carries no extension.
+ */
+export interface Negotiation {
+  /** Options for wsconn's accept() or dial(), under the case's own `readLimit`. */
+  options?: ConnOptions & { compressionMode?: CompressionMode };
+  /** Server role: the `Sec-WebSocket-Extensions` value the raw client offers. */
+  offer?: string;
+  /** Client role: the `Sec-WebSocket-Extensions` value the raw server answers with. */
+  answer?: string;
+}
+
+function extensionHeader(value: string | undefined): string[] {
+  return value === undefined ? [] : [`Sec-WebSocket-Extensions: ${value}`];
 }
 
 /** How long the raw peer waits for wsconn to finish and close TCP; well under the 5 s close timeout. */
@@ -104,7 +126,12 @@ async function echo(conn: Conn): Promise<void> {
 class ServerRole implements Endpoint {
   readonly #server: HttpServer = createHttpServer((_req, res) => res.end());
   readonly #waiting: Array<{ options: ConnOptions; conn: Deferred<Conn> }> = [];
+  readonly #negotiation: Negotiation;
   #port = 0;
+
+  constructor(negotiation: Negotiation = {}) {
+    this.#negotiation = negotiation;
+  }
 
   async start(): Promise<void> {
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -125,26 +152,32 @@ class ServerRole implements Endpoint {
 
   async open(options: ConnOptions, early: readonly Sendable[]): Promise<Session> {
     const conn = deferred<Conn>();
-    this.#waiting.push({ options, conn });
+    this.#waiting.push({ options: { ...this.#negotiation.options, ...options }, conn });
     const socket = connect(this.#port, '127.0.0.1');
     await once(socket, 'connect');
-    socket.write(concat([bytesOf(upgradeRequest(`127.0.0.1:${this.#port}`)), encodeAll(early, true)]));
+    const request = withHeaders(upgradeRequest(`127.0.0.1:${this.#port}`), extensionHeader(this.#negotiation.offer));
+    socket.write(concat([bytesOf(request), encodeAll(early, true)]));
     const { head, rest } = await readHttpHead(socket);
     assert.match(head, /^HTTP\/1\.1 101 /, 'the server must switch protocols');
     assert.equal(headerOf(head, 'sec-websocket-accept'), sampleAccept);
     const peer = new RawPeer(socket, true, rest, early);
     const c = await conn.promise;
     void echo(c);
-    return { peer, conn: c };
+    return { peer, conn: c, handshake: head };
   }
 }
 
 /** wsconn as the client: dial() to a raw net server that writes its own 101; the raw peer is the server. */
 class ClientRole implements Endpoint {
   readonly #server: NetServer = createNetServer((socket) => this.#connection(socket));
-  readonly #waiting: Array<{ early: readonly Sendable[]; peer: Deferred<RawPeer> }> = [];
+  readonly #waiting: Array<{ early: readonly Sendable[]; peer: Deferred<{ peer: RawPeer; head: string }> }> = [];
   readonly #sockets = new Set<Socket>();
+  readonly #negotiation: Negotiation;
   #port = 0;
+
+  constructor(negotiation: Negotiation = {}) {
+    this.#negotiation = negotiation;
+  }
 
   async start(): Promise<void> {
     this.#server.listen(0, '127.0.0.1');
@@ -168,8 +201,9 @@ class ClientRole implements Endpoint {
       assert.match(head, /^GET \S+ HTTP\/1\.1\r\n/, 'dial() must send an HTTP/1.1 GET');
       assert.equal(headerOf(head, 'sec-websocket-version'), '13');
       assert.ok(key !== undefined, 'dial() must send Sec-WebSocket-Key');
-      socket.write(concat([bytesOf(switchingProtocols(key)), encodeAll(next.early, false)]));
-      next.peer.resolve(new RawPeer(socket, false, rest, next.early));
+      const response = withHeaders(switchingProtocols(key), extensionHeader(this.#negotiation.answer));
+      socket.write(concat([bytesOf(response), encodeAll(next.early, false)]));
+      next.peer.resolve({ peer: new RawPeer(socket, false, rest, next.early), head });
     }).catch((err: unknown) => {
       socket.destroy();
       next.peer.reject(err);
@@ -177,11 +211,12 @@ class ClientRole implements Endpoint {
   }
 
   async open(options: ConnOptions, early: readonly Sendable[]): Promise<Session> {
-    const peer = deferred<RawPeer>();
+    const peer = deferred<{ peer: RawPeer; head: string }>();
     this.#waiting.push({ early, peer });
-    const conn = await dial(`ws://127.0.0.1:${this.#port}/`, options);
+    const conn = await dial(`ws://127.0.0.1:${this.#port}/`, { ...this.#negotiation.options, ...options });
     void echo(conn);
-    return { peer: await peer.promise, conn };
+    const { peer: raw, head } = await peer.promise;
+    return { peer: raw, conn, handshake: head };
   }
 }
 
@@ -225,15 +260,28 @@ const roles: Role[] = process.env.WSCONN_CONFORMANCE_ROLE === undefined
   : [process.env.WSCONN_CONFORMANCE_ROLE as Role];
 
 /**
- * Registers `cases` as tests, once with wsconn as the server and once as
- * the client, and a leak check for the file.
+ * A fixture for wsconn in `role` (not started): the raw peer plays the
+ * other role, and the handshake negotiates as `negotiation` says. For
+ * tests that do not fit a table of cases.
  */
-export function conformance(group: string, cases: readonly Case[]): void {
+export function endpoint(role: Role, negotiation: Negotiation = {}): Endpoint {
+  return role === 'server' ? new ServerRole(negotiation) : new ClientRole(negotiation);
+}
+
+/** The roles the tables run in (WSCONN_CONFORMANCE_ROLE narrows them to one). */
+export const conformanceRoles: readonly Role[] = roles;
+
+/**
+ * Registers `cases` as tests, once with wsconn as the server and once as
+ * the client, and a leak check for the file. `negotiation` sets up the
+ * opening handshake (extensions) for every case.
+ */
+export function conformance(group: string, cases: readonly Case[], negotiation: Negotiation = {}): void {
   const checkLeaks = leakCheck();
   after(() => checkLeaks());
   for (const role of roles) {
     describe(`${group}: wsconn as the ${role}`, { timeout: 60_000 }, () => {
-      const endpoint: Endpoint = role === 'server' ? new ServerRole() : new ClientRole();
+      const endpoint: Endpoint = role === 'server' ? new ServerRole(negotiation) : new ClientRole(negotiation);
       before(() => endpoint.start());
       after(() => endpoint.stop());
       for (const c of cases) {

@@ -7,7 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
 /** Opcodes (RFC 6455 §5.2). */
@@ -249,6 +250,9 @@ export class RawPeer {
   readonly clientSide: boolean;
   readonly #parser = new FrameParser();
   readonly #transcript: Transcript = { events: [], violations: [] };
+  /** Every frame received so far, as it came (unmasked, not reassembled), for tests that check bits and bytes. */
+  readonly received: RawFrame[] = [];
+  #onReceived: (() => void) | undefined;
   readonly #eof: Promise<void>;
   #message: { kind: string; parts: Uint8Array[] } | undefined;
   #sentClose = false;
@@ -312,6 +316,29 @@ export class RawPeer {
     return this.#transcript;
   }
 
+  /**
+   * Resolves with `received` once it holds at least `count` frames; rejects
+   * if they have not all arrived after `timeoutMs` or the connection closed first.
+   */
+  async receivedAtLeast(count: number, timeoutMs = 2000): Promise<RawFrame[]> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.received.length < count) {
+      const left = deadline - performance.now();
+      const seen = (): string => this.received.map((f) => `opcode ${f.opcode} rsv ${f.rsv}`).join(', ') || 'nothing';
+      if (left <= 0) throw new Error(`received ${this.received.length} of ${count} frames within ${timeoutMs} ms: ${seen()}`);
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve, reject) => {
+        this.#onReceived = resolve;
+        timer = setTimeout(resolve, left);
+        this.#eof.then(() => reject(new Error(`the connection closed after ${this.received.length} of ${count} frames: ${seen()}`)), reject);
+      }).finally(() => {
+        clearTimeout(timer);
+        this.#onReceived = undefined;
+      });
+    }
+    return this.received;
+  }
+
   /** Drops the connection (test cleanup). */
   destroy(): void {
     this.socket.destroy();
@@ -341,6 +368,8 @@ export class RawPeer {
   }
 
   #onFrame(frame: RawFrame): void {
+    this.received.push(frame);
+    this.#onReceived?.();
     const { events, violations } = this.#transcript;
     const at = `frame #${events.length + 1} (opcode ${frame.opcode})`;
     if (this.#receivedClose) violations.push(`${at} arrived after the close frame (RFC 6455 §5.5.1)`);
@@ -449,4 +478,214 @@ export function switchingProtocols(key: string): string {
     'Connection: Upgrade\r\n' +
     `Sec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`
   );
+}
+
+/** An HTTP head (ending in a blank line) with `lines` added as header fields before its end. */
+export function withHeaders(head: string, lines: readonly string[]): string {
+  if (lines.length === 0) return head;
+  return `${head.slice(0, head.length - 2)}${lines.map((line) => `${line}\r\n`).join('')}\r\n`;
+}
+
+/** One frame a {@link WireTap} saw go by: its header, and the first bytes of its payload, unmasked. */
+export interface TappedFrame {
+  fin: boolean;
+  rsv1: boolean;
+  /** RSV1..RSV3 as a 3-bit number (RSV1 = 4). */
+  rsv: number;
+  opcode: number;
+  masked: boolean;
+  /** The payload length the header declared. */
+  length: number;
+  /** The first `WireTap.keep` bytes of the payload (all of it when shorter). */
+  start: Uint8Array;
+}
+
+/** Whether a tapped frame is a data frame (text, binary or continuation). */
+export function isDataFrame(frame: TappedFrame): boolean {
+  return frame.opcode === Op.Continuation || frame.opcode === Op.Text || frame.opcode === Op.Binary;
+}
+
+/**
+ * One direction of a tapped connection: the HTTP head, then frame headers
+ * parsed as the bytes stream by. Payloads are skipped, not buffered, so a
+ * 16 MiB frame costs nothing to watch.
+ */
+export class TapStream {
+  /** The HTTP request or response head, without its blank line; '' until complete. */
+  head = '';
+  readonly frames: TappedFrame[] = [];
+  readonly #keep: number;
+  #headBytes: Buffer | undefined = Buffer.alloc(0);
+  #header: number[] = [];
+  #frame: TappedFrame | undefined;
+  #remaining = 0;
+  #key: number[] | undefined;
+  #offset = 0;
+  /** Set when this side's bytes are not WebSocket frames (a refused upgrade). */
+  passthrough = false;
+
+  constructor(keep: number) {
+    this.#keep = keep;
+  }
+
+  /** The data frames seen so far. */
+  get dataFrames(): TappedFrame[] {
+    return this.frames.filter(isDataFrame);
+  }
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    if (this.#headBytes !== undefined) {
+      const all = Buffer.concat([this.#headBytes, chunk]);
+      const end = all.indexOf('\r\n\r\n');
+      if (end === -1) {
+        this.#headBytes = all;
+        return;
+      }
+      this.head = all.subarray(0, end).toString('latin1');
+      this.#headBytes = undefined;
+      chunk = all.subarray(end + 4);
+      if (this.head.startsWith('HTTP/') && !/^HTTP\/1\.1 101 /.test(this.head)) this.passthrough = true;
+    }
+    while (at < chunk.length && !this.passthrough) {
+      if (this.#frame !== undefined) {
+        const n = Math.min(this.#remaining, chunk.length - at);
+        this.#capture(chunk.subarray(at, at + n));
+        at += n;
+        this.#remaining -= n;
+        if (this.#remaining === 0) this.#frame = undefined;
+        continue;
+      }
+      this.#header.push(chunk[at]!);
+      at += 1;
+      this.#tryHeader();
+    }
+  }
+
+  #tryHeader(): void {
+    const h = this.#header;
+    if (h.length < 2) return;
+    const masked = (h[1]! & 0x80) !== 0;
+    const short = h[1]! & 0x7f;
+    const lengthBytes = short === 126 ? 2 : short === 127 ? 8 : 0;
+    const size = 2 + lengthBytes + (masked ? 4 : 0);
+    if (h.length < size) return;
+    let length = short;
+    if (lengthBytes > 0) {
+      length = 0;
+      for (let i = 0; i < lengthBytes; i++) length = length * 256 + h[2 + i]!;
+    }
+    this.#key = masked ? h.slice(2 + lengthBytes, size) : undefined;
+    this.#offset = 0;
+    const frame: TappedFrame = {
+      fin: (h[0]! & 0x80) !== 0,
+      rsv1: (h[0]! & 0x40) !== 0,
+      rsv: (h[0]! >> 4) & 0x7,
+      opcode: h[0]! & 0x0f,
+      masked,
+      length,
+      start: new Uint8Array(0),
+    };
+    this.frames.push(frame);
+    this.#header = [];
+    if (length > 0) {
+      this.#frame = frame;
+      this.#remaining = length;
+    }
+  }
+
+  #capture(bytes: Buffer): void {
+    const frame = this.#frame!;
+    const room = this.#keep - frame.start.length;
+    if (room > 0) {
+      const piece = Uint8Array.from(bytes.subarray(0, room));
+      if (this.#key !== undefined) {
+        for (let i = 0; i < piece.length; i++) piece[i] = piece[i]! ^ this.#key[(this.#offset + i) % 4]!;
+      }
+      const start = new Uint8Array(frame.start.length + piece.length);
+      start.set(frame.start, 0);
+      start.set(piece, frame.start.length);
+      frame.start = start;
+    }
+    this.#offset += bytes.length;
+  }
+}
+
+/** One TCP connection through a {@link WireTap}. */
+export interface TapConnection {
+  /** What the client sent: the upgrade request, then its frames. */
+  toServer: TapStream;
+  /** What the server sent: the response, then its frames. */
+  toClient: TapStream;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1:0 that forwards every byte to a target port
+ * unchanged and records, per connection and direction, the HTTP head and
+ * each WebSocket frame's header bits (RSV1 above all) as it goes by. Bytes
+ * are parsed before they are forwarded, so once the receiving end has seen
+ * a message, the tap has seen its frames.
+ */
+export class WireTap {
+  readonly connections: TapConnection[] = [];
+  port = 0;
+  readonly #target: number;
+  readonly #keep: number;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+
+  /** @param keep how many payload bytes of each frame to remember */
+  constructor(targetPort: number, keep = 64) {
+    this.#target = targetPort;
+    this.#keep = keep;
+    this.#server = createServer((socket) => this.#connection(socket));
+  }
+
+  async listen(): Promise<this> {
+    this.#server.listen(0, '127.0.0.1');
+    await once(this.#server, 'listening');
+    this.port = (this.#server.address() as AddressInfo).port;
+    return this;
+  }
+
+  /** The most recent connection (tests open one at a time). */
+  last(): TapConnection {
+    const last = this.connections.at(-1);
+    if (last === undefined) throw new Error('no connection went through the tap');
+    return last;
+  }
+
+  /** Drops every connection and stops listening. */
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    this.#server.close();
+    await once(this.#server, 'close');
+  }
+
+  #connection(client: Socket): void {
+    const upstream = connect(this.#target, '127.0.0.1');
+    const record: TapConnection = { toServer: new TapStream(this.#keep), toClient: new TapStream(this.#keep) };
+    this.connections.push(record);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    this.#forward(client, upstream, record.toServer);
+    this.#forward(upstream, client, record.toClient);
+  }
+
+  #forward(from: Socket, to: Socket, stream: TapStream): void {
+    this.#sockets.add(from);
+    from.on('error', () => to.destroy());
+    from.on('close', () => {
+      this.#sockets.delete(from);
+      if (!to.writableEnded) to.end();
+    });
+    from.on('data', (chunk: Buffer) => {
+      stream.push(chunk);
+      if (!to.write(chunk)) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+    });
+    from.on('end', () => to.end());
+  }
 }
