@@ -65,6 +65,13 @@ export function encodeClosePayload(code: number, reason = ''): Uint8Array {
   return out;
 }
 
+/** A close reason made from an error message, cut on a character boundary to fit a close frame. */
+export function closeReason(message: string): string {
+  let reason = message;
+  while (Buffer.byteLength(reason) > maxReasonBytes) reason = reason.slice(0, -1);
+  return reason;
+}
+
 /**
  * Decodes a received close frame payload. An empty payload means "no status"
  * and decodes as code 1005.

@@ -6,16 +6,17 @@
  * @module
  */
 import type { Duplex } from 'node:stream';
-import { closeStatus, decodeClosePayload, encodeClosePayload } from './close.js';
+import { closeReason, closeStatus, decodeClosePayload, encodeClosePayload } from './close.js';
 import type { DeflateParams } from './compress.js';
 import { ClosedError, CloseError, MessageTooBigError, ProtocolError } from './errors.js';
 import { Opcode } from './frame.js';
-import { waitFor } from './internal/abort.js';
 import { MessageBuffer } from './internal/byte-queue.js';
 import { deferred } from './internal/deferred.js';
 import { Lock } from './internal/lock.js';
+import { Pinger } from './ping.js';
 import { FrameReader, messageStream, type ReadHost } from './read.js';
 import {
+  checkKeepalive,
   checkLimit,
   checkMessage,
   defaultReadLimit,
@@ -49,8 +50,6 @@ export interface ConnInit {
 export function newConn(init: ConnInit): Conn {
   return new Conn(init);
 }
-
-const pingPrefix = 'wsconn';
 
 /**
  * One WebSocket connection, from `accept()`, `dial()` or `pipe()`.
@@ -88,11 +87,10 @@ export class Conn {
   readonly #readLock = new Lock();
   readonly #writeLock = new Lock();
   /** Pieces of a message collected by a read() that was aborted. */
-  readonly #partial = new MessageBuffer();
+  #partial: MessageBuffer | undefined;
   readonly #closedInfo = deferred<CloseInfo>();
-  readonly #peerClosed = deferred<void>();
-  readonly #pings = new Map<string, { settle: (error?: Error) => void }>();
-  #pingCount = 0;
+  /** Set while close() waits for the peer's close frame. */
+  #peerClosed: (() => void) | undefined;
   #closeSent = false;
   #closeReceived: { code: number; reason: string } | undefined;
   /** Why reads now fail; set once the connection is ending. */
@@ -101,6 +99,7 @@ export class Conn {
   #closing: Promise<CloseInfo> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closeRead: AbortController | undefined;
+  #pinger: Pinger | undefined;
   #closedSettled = false;
   /** We dialed: we mask our frames, and the server closes TCP first. */
   readonly #client: boolean;
@@ -126,6 +125,10 @@ export class Conn {
       this.#socketError ??= err;
     });
     socket.on('close', () => this.#teardown());
+    if (options.keepalive !== undefined) {
+      checkKeepalive(options.keepalive);
+      this.#pingerNow().startHeartbeat(options.keepalive.interval, options.keepalive.timeout);
+    }
     if (socket.destroyed) queueMicrotask(() => this.#teardown());
   }
 
@@ -193,9 +196,9 @@ export class Conn {
       for (;;) {
         const chunk = await this.#reader.next(signal);
         if (chunk === null) break;
-        this.#partial.append(chunk);
+        (this.#partial ??= new MessageBuffer()).append(chunk);
       }
-      return { type, data: this.#partial.takeAll() };
+      return { type, data: this.#partial?.takeAll() ?? new Uint8Array(0) };
     } catch (err) {
       throw this.#readFailed(err, signal);
     } finally {
@@ -226,7 +229,7 @@ export class Conn {
     }
     const release = (): void => this.#readLock.release();
     const failed = (err: unknown): unknown => this.#readFailed(err, signal);
-    return { type, stream: messageStream(this.#reader, this.#partial.takeParts(), signal, release, failed) };
+    return { type, stream: messageStream(this.#reader, this.#partial?.takeParts() ?? [], signal, release, failed) };
   }
 
   /**
@@ -323,16 +326,22 @@ export class Conn {
    * @throws ClosedError when the connection is closing or gone.
    */
   async ping(options?: SignalOptions): Promise<number> {
-    const signal = options?.signal;
     this.#assertOpen();
-    const id = `${pingPrefix}${++this.#pingCount}`;
-    const start = performance.now();
-    await waitFor((settle) => {
-      this.#pings.set(id, { settle });
-      this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Ping, payload: id });
-      return () => this.#pings.delete(id);
-    }, signal);
-    return performance.now() - start;
+    return this.#pingerNow().ping(options?.signal);
+  }
+
+  #pingerNow(): Pinger {
+    this.#pinger ??= new Pinger({
+      sendPing: (payload) => {
+        this.#assertOpen();
+        this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Ping, payload });
+      },
+      dead: (timeout) => {
+        this.#ended ??= new ClosedError(`keepalive: no pong within ${timeout} ms; the peer is gone`);
+        this.#socket.destroy();
+      },
+    });
+    return this.#pinger;
   }
 
   /**
@@ -406,7 +415,10 @@ export class Conn {
       const timeout = this.#options.closeTimeout ?? 5000;
       const timer = setTimeout(() => this.closeNow(), timeout);
       const readUntilClose = this.#discardUntilClose();
-      await Promise.race([this.#peerClosed.promise, readUntilClose]);
+      const peerClosed = new Promise<void>((resolve) => {
+        this.#peerClosed = resolve;
+      });
+      await Promise.race([peerClosed, readUntilClose]);
       clearTimeout(timer);
     }
     return this.closed;
@@ -473,19 +485,9 @@ export class Conn {
       }
     } else if (opcode === Opcode.Pong) {
       this.#options.onPongReceived?.(payload);
-      this.#onPong(Buffer.from(payload).toString('latin1'));
+      this.#pinger?.pong(payload);
     } else {
       this.#onCloseFrame(payload);
-    }
-  }
-
-  #onPong(id: string): void {
-    if (!this.#pings.has(id)) return; // RFC 6455 §5.5.3: unsolicited pongs are ignored.
-    // A peer may answer only the latest of several pings (§5.5.3), so a
-    // pong also answers every ping sent before its own.
-    for (const [key, ping] of this.#pings) {
-      ping.settle();
-      if (key === id) break;
     }
   }
 
@@ -498,7 +500,7 @@ export class Conn {
     if (!this.#closeSent) this.#sendClose(encodeClosePayload(code === 1005 ? 1005 : code));
     // RFC 6455 §7.1.1: once close frames crossed, the server closes TCP first.
     else if (!this.#client) this.#socket.end();
-    this.#peerClosed.resolve();
+    this.#peerClosed?.();
     this.#endStreams(error);
     // Nothing after the close frame matters; keep reading only to see the FIN.
     this.#discardInput();
@@ -573,8 +575,8 @@ export class Conn {
     this.#reader.wake();
     const gone = new ClosedError('the connection is closed', { cause: error });
     this.#writer.fail(gone);
-    for (const ping of this.#pings.values()) ping.settle(gone);
-    this.#peerClosed.resolve();
+    this.#pinger?.stop(gone);
+    this.#peerClosed?.();
     this.#closeRead?.abort(error);
     const received = this.#closeReceived;
     const wasClean = this.#closeSent && received !== undefined;
@@ -614,11 +616,4 @@ export class Conn {
     if (this.#socket.writableNeedDrain) await this.#writer.drain(signal);
     this.#assertOpen();
   }
-}
-
-/** A close reason from an error message, cut to fit a control frame on a character boundary. */
-function closeReason(message: string): string {
-  let reason = message;
-  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
-  return reason;
 }

@@ -12,7 +12,9 @@ export {
   type ConnOptions,
   type Message,
   type SignalOptions,
+  type WriteOptions,
 } from './conn.js';
+export { CompressionMode } from './compress.js';
 export { StatusCode, closeStatus } from './close.js';
 export { CloseError, ClosedError, HandshakeError, MessageTooBigError, ProtocolError } from './errors.js';
 export { pipe, type PipeOptions } from './pipe.js';

@@ -71,6 +71,14 @@ export interface ConnOptions {
    * shorter messages gain too little to be worth the CPU.
    */
   compressionThreshold?: number;
+  /**
+   * Dead-peer detection: every `interval` ms a ping is sent, and if its pong
+   * has not arrived `timeout` ms later the connection is dropped (`closed`
+   * then reports 1006 with a `ClosedError` saying so). Pongs are only seen
+   * while a read is pending or `closeRead()` runs, so use it on
+   * connections that are being read. Off by default.
+   */
+  keepalive?: { interval: number; timeout: number };
 }
 
 /**
@@ -98,3 +106,12 @@ export function checkMessage(type: number, data: unknown): void {
   if (type === MessageType.Text && !isUtf8(data)) throw new TypeError('text message bytes are not valid UTF-8');
 }
 
+
+/** Checks a `keepalive` option: both times positive, finite and timer-sized. */
+export function checkKeepalive(keepalive: { interval: number; timeout: number }): void {
+  for (const [name, ms] of Object.entries(keepalive)) {
+    if (typeof ms !== 'number' || !(ms > 0) || ms > 2 ** 31 - 1) {
+      throw new RangeError(`keepalive.${name} must be a positive number of ms, got ${String(ms)}`);
+    }
+  }
+}

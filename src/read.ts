@@ -154,7 +154,7 @@ export class FrameReader {
       const frame = this.#frame;
       if (frame !== undefined && frame.remaining > 0) {
         if (this.#queue.length === 0) {
-          await this.#fill(signal);
+          await this.fill(signal);
           continue;
         }
         const chunk = this.#queue.shift(frame.remaining);
@@ -231,7 +231,7 @@ export class FrameReader {
     for (;;) {
       const decoded = decodeHeader(this.#queue.peek(maxHeaderLength));
       if (decoded === undefined) {
-        await this.#fill(signal);
+        await this.fill(signal);
         continue;
       }
       const { header, headerLength } = decoded;
@@ -242,7 +242,7 @@ export class FrameReader {
       }
       const total = headerLength + header.payloadLength;
       if (this.#queue.length < total) {
-        await this.#fill(signal);
+        await this.fill(signal);
         continue;
       }
       // A peer that pings without reading must not grow our send buffer:
@@ -302,15 +302,15 @@ export class FrameReader {
     return true;
   }
 
-  /** Waits until the socket has more bytes, and queues them. */
-  fill(signal: AbortSignal | undefined): Promise<void> {
-    return this.#fill(signal);
-  }
-
-  async #fill(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#pull()) return;
+  /**
+   * Queues more bytes from the socket: at once (returning undefined) when
+   * it has some, else once they arrive (returning a promise). Not an async
+   * function, so a read waiting here holds no extra suspended frame.
+   */
+  fill(signal: AbortSignal | undefined): Promise<void> | undefined {
+    if (this.#pull()) return undefined;
     if (this.#socket.readableEnded || this.#socket.destroyed) throw this.#host.ended();
-    await this.#waitReadable(signal);
+    return this.#waitReadable(signal);
   }
 
   #waitReadable(signal: AbortSignal | undefined): Promise<void> {

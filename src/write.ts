@@ -53,7 +53,8 @@ export class FrameWriter {
   /** We are the client: every frame we send is masked (RFC 6455 §5.3). */
   readonly #client: boolean;
 
-  readonly #drainWaiters = new Set<(error?: Error) => void>();
+  /** Waits for 'drain'; created when the first one starts. */
+  #drainWaiters: Set<(error?: Error) => void> | undefined;
   /** Set once the socket is gone: waits for 'drain' fail with it. */
   #gone: Error | undefined;
   /** What permessage-deflate parameters the handshake agreed, if any. */
@@ -67,7 +68,7 @@ export class FrameWriter {
     this.#deflate = deflate;
     this.#threshold = threshold;
     socket.on('drain', () => {
-      for (const wake of this.#drainWaiters) wake();
+      for (const wake of this.#drainWaiters ?? []) wake();
     });
   }
 
@@ -107,7 +108,7 @@ export class FrameWriter {
   /** Fails every wait for 'drain', now and later, with `error`. */
   fail(error: Error): void {
     this.#gone ??= error;
-    for (const wake of this.#drainWaiters) wake(error);
+    for (const wake of this.#drainWaiters ?? []) wake(error);
   }
 
   /** Resolves once the socket's buffer is under its high-water mark. */
@@ -115,8 +116,9 @@ export class FrameWriter {
     if (!this.#socket.writableNeedDrain) return Promise.resolve();
     if (this.#gone !== undefined) return Promise.reject(this.#gone);
     return waitFor((settle) => {
-      this.#drainWaiters.add(settle);
-      return () => this.#drainWaiters.delete(settle);
+      const waiters = (this.#drainWaiters ??= new Set());
+      waiters.add(settle);
+      return () => waiters.delete(settle);
     }, signal);
   }
 
