@@ -519,7 +519,7 @@ export class Conn {
     this.#closeSent = true;
     if (!this.#socket.writable) return;
     this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
-    this.#writeLock.fail(new ClosedError('the connection is closing'));
+    this.#writeLock.fail(() => new ClosedError('the connection is closing'));
     // RFC 6455 §7.1.1: the server closes the TCP connection first.
     if (this.#closeReceived !== undefined && !this.#client) this.#socket.end();
   }
@@ -562,8 +562,8 @@ export class Conn {
   }
 
   #endStreams(error: Error): void {
-    this.#readLock.fail(error);
-    this.#writeLock.fail(new ClosedError('the connection is closing', { cause: error }));
+    this.#readLock.fail(() => error);
+    this.#writeLock.fail(() => new ClosedError('the connection is closing', { cause: error }));
   }
 
   #teardown(): void {
@@ -573,9 +573,9 @@ export class Conn {
     const error = this.#lost();
     this.#endStreams(error);
     this.#reader.wake();
-    const gone = new ClosedError('the connection is closed', { cause: error });
+    const gone = (): Error => new ClosedError('the connection is closed', { cause: error });
     this.#writer.fail(gone);
-    this.#pinger?.stop(gone);
+    this.#pinger?.stop(gone());
     this.#peerClosed?.();
     this.#closeRead?.abort(error);
     const received = this.#closeReceived;

@@ -55,8 +55,8 @@ export class FrameWriter {
 
   /** Waits for 'drain'; created when the first one starts. */
   #drainWaiters: Set<(error?: Error) => void> | undefined;
-  /** Set once the socket is gone: waits for 'drain' fail with it. */
-  #gone: Error | undefined;
+  /** Set once the socket is gone: makes the error waits for 'drain' fail with. */
+  #gone: (() => Error) | undefined;
   /** What permessage-deflate parameters the handshake agreed, if any. */
   readonly #deflate: DeflateParams | undefined;
   #deflater: MessageDeflater | undefined;
@@ -105,16 +105,16 @@ export class FrameWriter {
     return this.#deflater;
   }
 
-  /** Fails every wait for 'drain', now and later, with `error`. */
-  fail(error: Error): void {
+  /** Fails every wait for 'drain', now and later, with the error `error` makes. */
+  fail(error: () => Error): void {
     this.#gone ??= error;
-    for (const wake of this.#drainWaiters ?? []) wake(error);
+    for (const wake of this.#drainWaiters ?? []) wake(error());
   }
 
   /** Resolves once the socket's buffer is under its high-water mark. */
   drain(signal: AbortSignal | undefined): Promise<void> {
     if (!this.#socket.writableNeedDrain) return Promise.resolve();
-    if (this.#gone !== undefined) return Promise.reject(this.#gone);
+    if (this.#gone !== undefined) return Promise.reject(this.#gone());
     return waitFor((settle) => {
       const waiters = (this.#drainWaiters ??= new Set());
       waiters.add(settle);

@@ -6,7 +6,8 @@
 export class Lock {
   #held = false;
   #waiters: Array<{ grant: () => void; fail: (reason: unknown) => void }> = [];
-  #failure: Error | undefined;
+  /** Makes the error acquire() rejects with once the lock has failed. */
+  #failure: (() => Error) | undefined;
 
   /** Whether someone holds the lock now. */
   get held(): boolean {
@@ -26,7 +27,7 @@ export class Lock {
    * up), and with the `fail()` error once the lock is failed.
    */
   acquire(signal?: AbortSignal): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#failure !== undefined) return Promise.reject(this.#failure());
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (!this.#held) {
       this.#held = true;
@@ -59,9 +60,14 @@ export class Lock {
     else next.grant();
   }
 
-  /** Rejects every waiter and every later `acquire()` with `error`. */
-  fail(error: Error): void {
-    this.#failure = error;
-    for (const waiter of this.#waiters.splice(0)) waiter.fail(error);
+  /**
+   * Rejects every waiter and every later `acquire()` with the error `error`
+   * makes. The first call wins. The error is made only when someone is
+   * there to receive it: building an Error captures a stack trace, which is
+   * not free on every connection's close.
+   */
+  fail(error: () => Error): void {
+    this.#failure ??= error;
+    for (const waiter of this.#waiters.splice(0)) waiter.fail(error());
   }
 }
