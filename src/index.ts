@@ -18,3 +18,4 @@ export { CompressionMode } from './compress.js';
 export { StatusCode, closeStatus } from './close.js';
 export { CloseError, ClosedError, HandshakeError, MessageTooBigError, ProtocolError } from './errors.js';
 export { pipe, type PipeOptions } from './pipe.js';
+export { ConnSet, type CloseAllOptions } from './shutdown.js';
