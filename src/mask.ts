@@ -33,6 +33,47 @@ export function maskInPlace(buf: Uint8Array, maskKey: Uint8Array, keyOffset = 0)
   return k;
 }
 
+/**
+ * Writes `src` masked with `maskKey` into `dst` at `dstOffset`, in one pass,
+ * leaving `src` untouched (RFC 6455 §5.3; the key starts at its first byte).
+ * Words are used when `src` and the destination share their alignment
+ * modulo 4; otherwise it copies and then masks in place.
+ */
+export function maskCopy(src: Uint8Array, dst: Uint8Array, dstOffset: number, maskKey: Uint8Array): void {
+  const length = src.length;
+  const lead = (4 - (src.byteOffset & 3)) & 3;
+  if (length < wordThreshold || ((dst.byteOffset + dstOffset) & 3) !== (src.byteOffset & 3)) {
+    dst.set(src, dstOffset);
+    maskInPlace(dst.subarray(dstOffset, dstOffset + length), maskKey);
+    return;
+  }
+  let i = 0;
+  for (; i < lead; i++) dst[dstOffset + i] = src[i]! ^ maskKey[i & 3]!;
+  const words = (length - lead) >>> 2;
+  const from = new Uint32Array(src.buffer, src.byteOffset + lead, words);
+  const to = new Uint32Array(dst.buffer, dst.byteOffset + dstOffset + lead, words);
+  xorWordsInto(from, to, keyWord(maskKey, lead & 3));
+  for (i = lead + (words << 2); i < length; i++) dst[dstOffset + i] = src[i]! ^ maskKey[i & 3]!;
+}
+
+/** `to[w] = from[w] ^ key` for every word, eight a turn. */
+function xorWordsInto(from: Uint32Array, to: Uint32Array, key: number): void {
+  const words = from.length;
+  const unrolled = words & ~7;
+  let w = 0;
+  for (; w < unrolled; w += 8) {
+    to[w] = from[w]! ^ key;
+    to[w + 1] = from[w + 1]! ^ key;
+    to[w + 2] = from[w + 2]! ^ key;
+    to[w + 3] = from[w + 3]! ^ key;
+    to[w + 4] = from[w + 4]! ^ key;
+    to[w + 5] = from[w + 5]! ^ key;
+    to[w + 6] = from[w + 6]! ^ key;
+    to[w + 7] = from[w + 7]! ^ key;
+  }
+  for (; w < words; w++) to[w] = from[w]! ^ key;
+}
+
 /** XORs every word of `view` with `key`, eight words a turn (about twice as fast as one). */
 function xorWords(view: Uint32Array, key: number): void {
   const words = view.length;

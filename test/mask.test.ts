@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { maskInPlace } from '../src/mask.js';
+import { maskCopy, maskInPlace } from '../src/mask.js';
 import { hex, toHex } from './helpers/hex.js';
 import { leakCheck } from './helpers/leak.js';
 import { describeSeed, prng, type Prng } from './helpers/prng.js';
@@ -150,5 +150,31 @@ describe('maskInPlace (RFC 6455 §5.3)', { timeout: 20_000 }, () => {
     const maskKey = Uint8Array.from(rfcKey);
     maskInPlace(new Uint8Array(100), maskKey, 3);
     assert.equal(toHex(maskKey), '37 fa 21 3d');
+  });
+});
+
+describe('maskCopy (RFC 6455 §5.3)', { timeout: 20_000 }, () => {
+  it('writes the masked bytes at the offset, for every alignment of source and destination', { timeout: 5000 }, () => {
+    const rng = prng();
+    for (let round = 0; round < 3000; round++) {
+      const length = rng.int(4) === 0 ? rng.int(5000) : rng.int(80);
+      const { whole: source, view: src } = placed(rng, length, rng.int(8));
+      const sourceBefore = source.slice();
+      const dstOffset = rng.int(16);
+      const { whole, view: dst } = placed(rng, dstOffset + length, rng.int(8));
+      const dstBefore = whole.slice();
+      const maskKey = rng.bytes(4);
+      maskCopy(src, dst, dstOffset, maskKey);
+      const where = `length ${length}, offsets ${src.byteOffset}/${dst.byteOffset}+${dstOffset}; ${describeSeed(rng)}`;
+      const want = referenceMask(src, maskKey, 0).out;
+      assert.ok(Buffer.from(dst.subarray(dstOffset, dstOffset + length)).equals(want), `masked bytes differ: ${where}`);
+      assert.ok(Buffer.from(source).equals(sourceBefore), `the source changed: ${where}`);
+      const outside = dst.byteOffset + dstOffset;
+      assert.ok(Buffer.from(whole.subarray(0, outside)).equals(dstBefore.subarray(0, outside)), `wrote before: ${where}`);
+      assert.ok(
+        Buffer.from(whole.subarray(outside + length)).equals(dstBefore.subarray(outside + length)),
+        `wrote after: ${where}`,
+      );
+    }
   });
 });
