@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CompressionMode, negotiateServer, parseExtensions } from './compress.js';
 import { newConn, type Conn, type ConnOptions } from './conn.js';
+import { checkConnOptions } from './options.js';
 import { HandshakeError } from './errors.js';
 import { acceptKey, hasToken, isToken, isValidKey, originAllowed, selectSubprotocol, tokenList } from './handshake.js';
 import { validateGlob } from './internal/glob.js';
@@ -152,6 +153,7 @@ export async function accept(
 
 /** Throws for options that no request could satisfy, before the socket is answered. */
 function checkOptions(opts: AcceptOptions): void {
+  checkConnOptions(opts);
   for (const pattern of opts.originPatterns ?? []) {
     try {
       validateGlob(pattern);

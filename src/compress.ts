@@ -215,7 +215,8 @@ export class MessageInflater {
   readonly #windowBits: number;
   /** What the peer's compressor can refer back to; undefined when it resets per message. */
   readonly #history: History | undefined;
-  #pieces: Uint8Array[] = [];
+  /** The compressed bytes of the message so far, in one buffer that doubles as it fills. */
+  #input: Uint8Array = empty;
   #pending = 0;
 
   /**
@@ -244,22 +245,34 @@ export class MessageInflater {
    * The inflater must not be used after it threw.
    */
   decompress(chunk: Uint8Array, fin: boolean, limit: number): Uint8Array {
-    this.#pending += chunk.length;
-    if (this.#pending > compressedLimit(limit)) {
-      this.#pieces = [];
+    const size = this.#pending + chunk.length;
+    if (size > compressedLimit(limit)) {
+      this.#input = empty;
+      this.#pending = 0;
       throw new MessageTooBigError(limit);
     }
-    if (!fin) {
-      if (chunk.length > 0) this.#pieces.push(new Uint8Array(chunk));
-      return empty;
-    }
+    // One growing buffer, not a list of pieces: a message sent in thousands
+    // of tiny fragments then costs its size, not thousands of objects.
+    this.#reserve(size + (fin ? tail.length : 0));
+    this.#input.set(chunk, this.#pending);
+    this.#pending = size;
+    if (!fin) return empty;
     // RFC 7692 §7.2.2: restore the flush's LEN/NLEN before inflating.
-    const input = Buffer.concat([...this.#pieces, chunk, tail], this.#pending + tail.length);
-    this.#pieces = [];
+    this.#input.set(tail, size);
+    const input = Buffer.from(this.#input.buffer, this.#input.byteOffset, size + tail.length);
+    this.#input = empty;
     this.#pending = 0;
     const out = this.#inflate(input, limit);
     this.#history?.append(out);
     return out;
+  }
+
+  /** Makes room for `size` bytes of input, keeping what is there. */
+  #reserve(size: number): void {
+    if (size <= this.#input.length) return;
+    const grown = new Uint8Array(Math.max(size, this.#input.length * 2));
+    grown.set(this.#input.subarray(0, this.#pending));
+    this.#input = grown;
   }
 
   #inflate(input: Buffer, limit: number): Buffer {

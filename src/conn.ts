@@ -16,7 +16,7 @@ import { Lock } from './internal/lock.js';
 import { Pinger } from './ping.js';
 import { FrameReader, messageStream, type ReadHost } from './read.js';
 import {
-  checkKeepalive,
+  checkConnOptions,
   checkLimit,
   checkMessage,
   defaultReadLimit,
@@ -46,9 +46,12 @@ export interface ConnInit {
   options: ConnOptions;
 }
 
+/** Only this module can make a Conn: its constructor wants this key. */
+const internal: unique symbol = Symbol('wsconn.internal');
+
 /** @internal Creates the Conn for a socket whose handshake has succeeded. */
 export function newConn(init: ConnInit): Conn {
-  return new Conn(init);
+  return new Conn(internal, init);
 }
 
 /**
@@ -107,7 +110,8 @@ export class Conn {
   readonly #onReadable = (): void => this.#reader.wake();
 
   /** @internal Use `accept()`, `dial()` or `pipe()`. */
-  constructor(init: ConnInit) {
+  constructor(key: typeof internal, init: ConnInit) {
+    if (key !== internal) throw new TypeError('use accept(), dial() or pipe() to make a Conn');
     const { socket, options } = init;
     this.subprotocol = init.subprotocol;
     this.extensions = init.extensions;
@@ -115,6 +119,7 @@ export class Conn {
     this.#socket = socket;
     this.#options = options;
     this.#client = init.client;
+    checkConnOptions(options);
     const limit = checkLimit(options.readLimit ?? defaultReadLimit);
     this.#reader = new FrameReader(socket, this.#readHost(), init.client, limit, init.deflate);
     this.#writer = new FrameWriter(socket, init.client, init.deflate, options.compressionThreshold);
@@ -126,7 +131,6 @@ export class Conn {
     });
     socket.on('close', () => this.#teardown());
     if (options.keepalive !== undefined) {
-      checkKeepalive(options.keepalive);
       this.#pingerNow().startHeartbeat(options.keepalive.interval, options.keepalive.timeout);
     }
     if (socket.destroyed) queueMicrotask(() => this.#teardown());
@@ -168,7 +172,8 @@ export class Conn {
    * @throws ClosedError when the connection is gone.
    */
   read(options?: SignalOptions): Promise<Message> {
-    if (this.#closeRead === undefined && !this.#reader.inMessage && !options?.signal?.aborted && this.#readLock.tryAcquire()) {
+    const quick = this.#ended === undefined && this.#closeRead === undefined && !this.#reader.inMessage;
+    if (quick && !options?.signal?.aborted && this.#readLock.tryAcquire()) {
       // The common case: the whole message is already buffered; no await.
       try {
         const message = this.#reader.tryMessage();
@@ -254,8 +259,14 @@ export class Conn {
     const signal = options?.signal;
     if (!signal?.aborted && this.#canSendNow() && this.#writeLock.tryAcquire()) {
       // The common case: nobody else is writing and the socket has room.
-      const { payload, rsv1 } = this.#writer.encodeMessage(data, options?.compress);
-      const sent = this.#writer.send({ fin: true, rsv1, opcode: type, payload });
+      let sent: boolean | Promise<void>;
+      try {
+        const { payload, rsv1 } = this.#writer.encodeMessage(data, options?.compress);
+        sent = this.#writer.send({ fin: true, rsv1, opcode: type, payload });
+      } catch (err) {
+        this.#writeLock.release();
+        return Promise.reject(err);
+      }
       if (sent === true) {
         this.#writeLock.release();
         return Promise.resolve();
@@ -314,7 +325,10 @@ export class Conn {
       writer: this.#writer,
       ready: (signal) => this.#readyToSend(signal),
       release: () => this.#writeLock.release(),
-      fail: (error) => this.#fail(error),
+      // A writer cut short by our own close() is not a failure of the connection.
+      fail: (error) => {
+        if (!this.#closeSent) this.#fail(error);
+      },
     };
     return messageSink(host, type, signal, this.#writer.compressesStream(options?.compress));
   }
@@ -414,19 +428,21 @@ export class Conn {
       this.#sendClose(payload);
       const timeout = this.#options.closeTimeout ?? 5000;
       const timer = setTimeout(() => this.closeNow(), timeout);
-      const readUntilClose = this.#discardUntilClose();
       const peerClosed = new Promise<void>((resolve) => {
         this.#peerClosed = resolve;
       });
-      await Promise.race([peerClosed, readUntilClose]);
+      // After closeRead() its background loop reads the peer's close frame.
+      await (this.#closeRead === undefined ? Promise.race([peerClosed, this.#discardUntilClose()]) : peerClosed);
       clearTimeout(timer);
     }
+    // However the wait ended, the TCP connection gets no longer than this to close.
+    this.#armTimer();
     return this.closed;
   }
 
   async #discardUntilClose(): Promise<void> {
     try {
-      for (;;) await this.read();
+      for (;;) await this.#readWaiting(undefined);
     } catch {
       // The read ends with the peer's close frame, a failure or teardown:
       // each one settles `closed` by itself.
@@ -435,7 +451,10 @@ export class Conn {
 
   /** Drops the TCP connection at once, with no close handshake. Idempotent. */
   closeNow(): void {
-    this.#ended ??= new ClosedError('connection closed by closeNow()');
+    if (this.#ended === undefined) {
+      this.#ended = new ClosedError('connection closed by closeNow()');
+      this.#endStreams(this.#ended);
+    }
     this.#socket.destroy();
   }
 
@@ -557,7 +576,7 @@ export class Conn {
 
   /** Bounds the time the TCP connection may take to close. */
   #armTimer(): void {
-    if (this.#timer !== undefined) return;
+    if (this.#timer !== undefined || this.#closedSettled) return;
     this.#timer = setTimeout(() => this.#socket.destroy(), this.#options.closeTimeout ?? 5000);
   }
 

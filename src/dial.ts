@@ -15,6 +15,7 @@ import type { Duplex } from 'node:stream';
 import { getGlobalDispatcher, type Dispatcher } from 'undici';
 import { clientOffer, CompressionMode, parseClientResponse, type DeflateParams } from './compress.js';
 import { newConn, type Conn, type ConnOptions } from './conn.js';
+import { checkConnOptions } from './options.js';
 import { HandshakeError } from './errors.js';
 import { acceptKey, hasToken, isToken, tokenList } from './handshake.js';
 import { deferred, type Deferred } from './internal/deferred.js';
@@ -155,6 +156,7 @@ export async function dial(url: string | URL, opts: DialOptions = {}): Promise<C
   const timeout = checkTimeout(opts.handshakeTimeout ?? defaultHandshakeTimeout);
   const subprotocols = checkSubprotocols(opts.subprotocols ?? []);
   const compression = checkCompression(opts.compressionMode ?? CompressionMode.Disabled);
+  checkConnOptions(opts);
   const key = randomBytes(16).toString('base64');
   const headers = requestHeaders(opts, target, key, subprotocols, compression);
   signal?.throwIfAborted();

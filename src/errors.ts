@@ -29,7 +29,8 @@ export class CloseError extends Error {
  * wsconn failed the connection itself because the peer broke the protocol.
  * `code` is the status code wsconn sent in its close frame: 1002 (protocol
  * error), 1003 (unsupported data), 1007 (invalid payload data, such as bad
- * UTF-8), 1008 (policy violation) or 1011 (internal error).
+ * UTF-8), 1008 (policy violation), 1009 (a frame length beyond what
+ * JavaScript can index) or 1011 (internal error).
  * @see RFC 6455 §7.1.7, §7.4.1
  */
 export class ProtocolError extends Error {

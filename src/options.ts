@@ -12,7 +12,13 @@ export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 /** A whole data message, as `Conn.read()` returns it. */
 export interface Message {
   type: MessageType;
-  /** The payload; for text, UTF-8 that wsconn has validated. */
+  /**
+   * The payload; for text, UTF-8 that wsconn has validated. It may be a
+   * view into a larger buffer the socket read (as with `ws`): to keep many
+   * small messages for long, keep copies (`new Uint8Array(data)`; note that
+   * `Buffer#slice` does not copy) so that each does not hold on to its
+   * whole read buffer.
+   */
   data: Uint8Array;
 }
 
@@ -106,12 +112,32 @@ export function checkMessage(type: number, data: unknown): void {
   if (type === MessageType.Text && !isUtf8(data)) throw new TypeError('text message bytes are not valid UTF-8');
 }
 
+/** The longest delay a Node timer honours, in ms. */
+const maxTimerDelay = 2 ** 31 - 1;
 
-/** Checks a `keepalive` option: both times positive, finite and timer-sized. */
-export function checkKeepalive(keepalive: { interval: number; timeout: number }): void {
-  for (const [name, ms] of Object.entries(keepalive)) {
-    if (typeof ms !== 'number' || !(ms > 0) || ms > 2 ** 31 - 1) {
-      throw new RangeError(`keepalive.${name} must be a positive number of ms, got ${String(ms)}`);
-    }
+function checkDelay(name: string, ms: unknown): void {
+  if (typeof ms !== 'number' || !(ms > 0) || ms > maxTimerDelay) {
+    throw new RangeError(`${name} must be a positive number of ms up to ${maxTimerDelay}, got ${String(ms)}`);
+  }
+}
+
+/**
+ * Checks the options every Conn takes, so that `accept()` and `dial()` can
+ * refuse bad ones before the handshake rather than after it.
+ * @throws RangeError or TypeError naming the first bad option.
+ */
+export function checkConnOptions(options: ConnOptions): void {
+  if (options.readLimit !== undefined) checkLimit(options.readLimit);
+  if (options.closeTimeout !== undefined) checkDelay('closeTimeout', options.closeTimeout);
+  const threshold = options.compressionThreshold;
+  if (threshold !== undefined && !(Number.isSafeInteger(threshold) && threshold >= 0)) {
+    throw new RangeError(`compressionThreshold must be a non-negative integer, got ${String(threshold)}`);
+  }
+  if (options.keepalive !== undefined) {
+    checkDelay('keepalive.interval', options.keepalive.interval);
+    checkDelay('keepalive.timeout', options.keepalive.timeout);
+  }
+  for (const name of ['onPingReceived', 'onPongReceived'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`${name} must be a function`);
   }
 }

@@ -189,8 +189,8 @@ export class FrameReader {
   }
 
   #checkLimit(incoming: number): void {
-    // Refuse as soon as the declared length crosses the limit, before the
-    // bytes arrive, so a too-big message is never buffered. A compressed
+    // RFC 6455 §10.4: refuse as soon as the declared length crosses the
+    // limit, before the bytes arrive, so a too-big message is never buffered. A compressed
     // message is held to a bound on its compressed size here; the inflater
     // counts its decompressed bytes against the limit itself.
     const limit = this.#compressed ? compressedLimit(this.limit) : this.limit;
@@ -218,6 +218,7 @@ export class FrameReader {
     this.#frame = undefined;
     const text = this.#type === Opcode.Text;
     this.#type = 0;
+    // RFC 6455 §8.1: a text message must end on a whole character.
     if (text && !this.#utf8.complete()) throw new ProtocolError(1007, 'text message ends inside a UTF-8 sequence');
     return null;
   }
@@ -293,7 +294,6 @@ export class FrameReader {
     }
   }
 
-  /** Moves whatever the socket has buffered into the queue, waiting if it has nothing. */
   /** Moves what the socket has buffered into the queue; false if it had nothing. */
   #pull(): boolean {
     const chunk = this.#socket.read() as Uint8Array | null;
@@ -321,15 +321,17 @@ export class FrameReader {
     }
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#wake = undefined;
-        reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#wake = () => {
+      const wake = (): void => {
         signal.removeEventListener('abort', onAbort);
         resolve();
       };
+      const onAbort = (): void => {
+        // Only withdraw our own wake-up: another read may be waiting by now.
+        if (this.#wake === wake) this.#wake = undefined;
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#wake = wake;
     });
   }
 }
@@ -354,6 +356,8 @@ export function messageStream(
     if (held) release();
     held = false;
   };
+  /** The pull under way, if any: cancel() must not read beside it. */
+  let pulling: Promise<void> | undefined;
   const next = async (): Promise<Uint8Array | null> => {
     try {
       return await reader.next(signal);
@@ -362,14 +366,19 @@ export function messageStream(
       throw failed(err);
     }
   };
-  const pull = async (controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> => {
+  const fetch = async (controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> => {
     let chunk = early.shift() ?? (await next());
     while (chunk !== null && chunk.length === 0) chunk = await next();
     if (chunk !== null) return controller.enqueue(chunk);
     done();
     controller.close();
   };
+  const pull = (controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> => {
+    pulling = fetch(controller);
+    return pulling;
+  };
   const cancel = async (): Promise<void> => {
+    await pulling?.catch(() => {});
     if (!held) return;
     try {
       while ((await reader.next(undefined)) !== null);

@@ -4,6 +4,7 @@
  * application, #209).
  * @module
  */
+import { encodeClosePayload } from './close.js';
 import type { Conn } from './conn.js';
 
 /** Options of `ConnSet.closeAll()`. */
@@ -28,8 +29,12 @@ export interface CloseAllOptions {
  * const conns = new ConnSet();
  * const server = createServer();
  * server.on('upgrade', async (req, socket, head) => {
- *   const conn = conns.add(await accept(req, socket, head));
- *   for await (const msg of conn) await conn.write(msg.type, msg.data);
+ *   try {
+ *     const conn = conns.add(await accept(req, socket, head));
+ *     for await (const msg of conn) await conn.write(msg.type, msg.data);
+ *   } catch {
+ *     // A refused handshake or a failed connection: already answered or closed.
+ *   }
  * });
  * process.once('SIGTERM', async () => {
  *   server.close();
@@ -52,7 +57,8 @@ export class ConnSet implements Iterable<Conn> {
    */
   add(conn: Conn): Conn {
     if (this.#closing !== undefined) {
-      void conn.close(this.#closing.code, this.#closing.reason);
+      // closeAll() checked the code and reason; close() never rejects otherwise.
+      conn.close(this.#closing.code, this.#closing.reason).catch(() => {});
       return conn;
     }
     this.#conns.add(conn);
@@ -60,6 +66,7 @@ export class ConnSet implements Iterable<Conn> {
     return conn;
   }
 
+  /** The connections open now, in the order they were added. */
   [Symbol.iterator](): Iterator<Conn> {
     return this.#conns.values();
   }
@@ -74,6 +81,8 @@ export class ConnSet implements Iterable<Conn> {
   async closeAll(options: CloseAllOptions = {}): Promise<void> {
     const code = options.code ?? 1001;
     const reason = options.reason ?? 'server shutting down';
+    if (code === 1005) throw new RangeError('close code 1005 may not be sent');
+    encodeClosePayload(code, reason); // throws RangeError before anything is closed
     this.#closing ??= { code, reason };
     const conns = [...this.#conns];
     const dropAll = (): void => {

@@ -364,6 +364,9 @@ describe('accept cleans up after itself', { timeout: 20_000 }, () => {
     ['a malformed origin pattern', { originPatterns: ['*.example.com', '[a-'] }, /originPatterns.*malformed pattern/],
     ['a subprotocol that is not a token', { subprotocols: ['chat v1'] }, /not an HTTP token/],
     ['an unknown compression mode', { compressionMode: 'gzip' as 'disabled' }, /compressionMode/],
+    ['a read limit that is not an integer', { readLimit: 1.5 }, /read limit/],
+    ['a keepalive interval of 0', { keepalive: { interval: 0, timeout: 10 } }, /keepalive\.interval/],
+    ['a negative compression threshold', { compressionThreshold: -1 }, /compressionThreshold/],
   ];
   for (const [what, opts, message] of badOptions) {
     it(`rejects with a plain Error and answers 500 for ${what}`, { timeout: 5000 }, async () => {

@@ -7,7 +7,7 @@ import { parseExtensions, type ExtensionOffer } from './extensions.js';
 
 /**
  * How a Conn uses permessage-deflate (RFC 7692): not at all, keeping each
- * direction's LZ77 window across messages (best ratio, about 40 KiB per
+ * direction's LZ77 window across messages (best ratio, about 50 KiB per
  * connection), or resetting it after every message (no memory between
  * messages, worse ratio on small messages).
  */

@@ -9,6 +9,12 @@ import { closeStatus } from '../close.js';
 import { MessageType, type Conn } from '../conn.js';
 import { ClosedError, ProtocolError } from '../errors.js';
 
+/**
+ * The read limit of a netConn whose Conn negotiated permessage-deflate: a
+ * compressed message is inflated whole, so it needs a bound (16 MiB).
+ */
+export const compressedMessageLimit = 16 * 1024 * 1024;
+
 /** Options of {@link netConn}. */
 export interface NetConnOptions {
   /**
@@ -46,7 +52,10 @@ export interface NetConn extends Duplex {
  * - **No read limit.** A byte stream has no message size, so `netConn()`
  *   turns the Conn's read limit off (`conn.setReadLimit(-1)`). Memory stays
  *   bounded anyway: a message is never held whole, each piece is pushed as
- *   it arrives from the socket.
+ *   it arrives from the socket. The exception is a compressed message
+ *   (permessage-deflate negotiated), which is inflated whole: on such a
+ *   Conn the limit is set to `compressedMessageLimit` (16 MiB) instead, so
+ *   a compression bomb cannot take more; keep each `write()` under it.
  * - **Ending.** A close frame from the peer with 1000 (normal closure) or
  *   1001 (going away) reads as end-of-stream, and so does the peer's answer
  *   to our own close. Any other close code, or a failure, destroys the
@@ -133,7 +142,7 @@ class WebSocketDuplex extends Duplex implements NetConn {
     this.#conn = conn;
     this.#type = type;
     this.#signal = signal;
-    conn.setReadLimit(-1);
+    conn.setReadLimit(conn.extensions === '' ? -1 : compressedMessageLimit);
     if (signal?.aborted) this.destroy(signal.reason);
     else signal?.addEventListener('abort', this.#onAbort, { once: true });
   }
