@@ -1,10 +1,12 @@
 /**
- * Close status codes, the close payload codec (RFC 6455 §5.5.1, §7.4) and
- * `closeStatus`. The close handshake itself lives in the Conn.
+ * Close status codes, the close payload codec (RFC 6455 §5.5.1, §7.4),
+ * `closeStatus`, and the close handshake of a connection (§7).
  * @module
  */
 import { isUtf8 } from 'node:buffer';
-import { CloseError, ProtocolError } from './errors.js';
+import type { Duplex } from 'node:stream';
+import { ClosedError, CloseError, ProtocolError } from './errors.js';
+import { deferred } from './internal/deferred.js';
 
 /**
  * Close status codes (RFC 6455 §7.4.1 and the IANA registry, §11.7).
@@ -114,4 +116,197 @@ export function closeStatus(err: unknown): number {
     current = current.cause;
   }
   return -1;
+}
+
+/** How a connection ended, shaped like a browser's `CloseEvent`. */
+export interface CloseInfo {
+  /** The peer's close code: 1005 if its close frame had none, 1006 if none came. */
+  code: number;
+  /** The peer's close reason ('' when none). */
+  reason: string;
+  /** True when close frames went both ways. */
+  wasClean: boolean;
+  /** What ended the connection, when it did not end cleanly. */
+  error?: Error;
+}
+
+/** What the close handshake needs from its Conn. */
+export interface CloseHost {
+  /** Sends a close frame carrying `payload`. */
+  sendCloseFrame(payload: Uint8Array): void;
+  /** Makes every pending and later read reject with `error`, and writes with a ClosedError. */
+  endCalls(error: Error): void;
+  /** Stops parsing frames and drops whatever still arrives, so that the peer's FIN is seen. */
+  discardInput(): void;
+  /** Reads and discards until the peer's close frame, a failure or the end. */
+  readUntilClose(): Promise<void>;
+  /** Lets go of what the Conn holds, once the TCP connection has closed. */
+  released(error: Error): void;
+}
+
+/**
+ * The close handshake of one connection (RFC 6455 §7): who sent and
+ * received a close frame, why the connection is ending, the bounded waits,
+ * and the `CloseInfo` it ends with.
+ */
+export class Closing {
+  /** Settles once, when the TCP connection has closed; never rejects. */
+  readonly closed: Promise<CloseInfo>;
+  readonly #info = deferred<CloseInfo>();
+  readonly #socket: Duplex;
+  readonly #host: CloseHost;
+  /** We are the client: the server closes the TCP connection first (RFC 6455 §7.1.1). */
+  readonly #client: boolean;
+  /** Each of the two waits of the handshake, in ms. */
+  readonly #timeout: number;
+  #sent = false;
+  #received: { code: number; reason: string } | undefined;
+  #ended: Error | undefined;
+  #socketError: Error | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  /** Set while close() waits for the peer's close frame. */
+  #peerClosed: (() => void) | undefined;
+  #closing: Promise<CloseInfo> | undefined;
+  #settled = false;
+
+  constructor(socket: Duplex, host: CloseHost, client: boolean, timeout: number) {
+    this.closed = this.#info.promise;
+    this.#socket = socket;
+    this.#host = host;
+    this.#client = client;
+    this.#timeout = timeout;
+    // The peer sent its FIN: once our close frame is out, finish ours.
+    socket.on('end', () => this.#sent && socket.end());
+    socket.on('error', (err: Error) => {
+      this.#socketError ??= err;
+    });
+    socket.on('close', () => this.#teardown());
+    if (socket.destroyed) queueMicrotask(() => this.#teardown());
+  }
+
+  /** Why the connection is ending, once it is. */
+  get ended(): Error | undefined {
+    return this.#ended;
+  }
+
+  /** Whether our close frame has gone out. */
+  get sent(): boolean {
+    return this.#sent;
+  }
+
+  /** Whether the TCP connection has closed and `closed` has settled. */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** `Conn.close()`: see there. */
+  close(code: number, reason: string): Promise<CloseInfo> {
+    if (this.#closing !== undefined) return this.#closing;
+    let payload: Uint8Array;
+    try {
+      if (code === StatusCode.NoStatusReceived) throw new RangeError('close code 1005 may not be sent');
+      payload = encodeClosePayload(code, reason);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#closing = this.#handshake(payload);
+    return this.#closing;
+  }
+
+  async #handshake(payload: Uint8Array): Promise<CloseInfo> {
+    if (this.#ended === undefined && !this.#sent) {
+      this.#send(payload);
+      const timer = setTimeout(() => this.drop(new ClosedError('the peer did not answer the close frame in time')), this.#timeout);
+      const peerClosed = new Promise<void>((resolve) => {
+        this.#peerClosed = resolve;
+      });
+      await Promise.race([peerClosed, this.#host.readUntilClose()]);
+      clearTimeout(timer);
+    }
+    // However the wait ended, the TCP connection gets no longer than this to close.
+    this.#armTimer();
+    return this.closed;
+  }
+
+  /** Handles the peer's close frame and throws the `CloseError` reads reject with. */
+  received(payload: Uint8Array): never {
+    const { code, reason } = decodeClosePayload(payload);
+    this.#received = { code, reason };
+    const error = new CloseError(code, reason);
+    this.#ended ??= error;
+    // RFC 6455 §5.5.1: answer with a close frame, echoing the status code.
+    if (!this.#sent) this.#send(encodeClosePayload(code));
+    // RFC 6455 §7.1.1: once close frames crossed, the server closes TCP first.
+    else if (!this.#client) this.#socket.end();
+    this.#peerClosed?.();
+    this.#host.endCalls(error);
+    this.#host.discardInput();
+    this.#armTimer();
+    throw error;
+  }
+
+  /**
+   * Fails the connection (RFC 6455 §7.1.7): sends a close frame with the
+   * error's code if none was sent, closes the TCP connection, and makes
+   * every pending and later call reject.
+   */
+  fail(error: Error & { code: number }): void {
+    if (this.#ended !== undefined) return;
+    this.#ended = error;
+    if (!this.#sent) this.#send(encodeClosePayload(error.code, closeReason(error.message)));
+    this.#host.endCalls(error);
+    this.#socket.end();
+    this.#host.discardInput();
+    this.#armTimer();
+  }
+
+  /** Drops the TCP connection at once; `error` says why, unless the connection was already ending. */
+  drop(error: Error): void {
+    if (this.#ended === undefined) {
+      this.#ended = error;
+      this.#host.endCalls(error);
+    }
+    this.#socket.destroy();
+  }
+
+  /** The socket hit its end with no close frame: the connection is lost. */
+  lost(): Error {
+    if (this.#ended === undefined) {
+      const cause = this.#socketError;
+      this.drop(new ClosedError('connection closed without a close frame', cause ? { cause } : undefined));
+    }
+    return this.#ended!;
+  }
+
+  #send(payload: Uint8Array): void {
+    this.#sent = true;
+    if (!this.#socket.writable) return;
+    this.#host.sendCloseFrame(payload);
+    // RFC 6455 §7.1.1: the server closes the TCP connection first.
+    if (this.#received !== undefined && !this.#client) this.#socket.end();
+  }
+
+  /** Bounds the time the TCP connection may take to close. */
+  #armTimer(): void {
+    if (this.#timer !== undefined || this.#settled) return;
+    this.#timer = setTimeout(() => this.#socket.destroy(), this.#timeout);
+  }
+
+  #teardown(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    const error = this.lost();
+    this.#host.endCalls(error);
+    this.#peerClosed?.();
+    this.#host.released(error);
+    const received = this.#received;
+    const wasClean = this.#sent && received !== undefined;
+    this.#info.resolve({
+      code: received?.code ?? StatusCode.AbnormalClosure,
+      reason: received?.reason ?? '',
+      wasClean,
+      ...(wasClean ? {} : { error }),
+    });
+  }
 }

@@ -6,12 +6,11 @@
  * @module
  */
 import type { Duplex } from 'node:stream';
-import { closeReason, closeStatus, decodeClosePayload, encodeClosePayload } from './close.js';
+import { closeStatus, Closing, type CloseHost, type CloseInfo } from './close.js';
 import type { DeflateParams } from './compress.js';
 import { ClosedError, CloseError, MessageTooBigError, ProtocolError } from './errors.js';
 import { Opcode } from './frame.js';
 import { MessageBuffer } from './internal/byte-queue.js';
-import { deferred } from './internal/deferred.js';
 import { Lock } from './internal/lock.js';
 import { Pinger } from './ping.js';
 import { FrameReader, messageStream, type ReadHost } from './read.js';
@@ -21,7 +20,6 @@ import {
   checkMessage,
   defaultReadLimit,
   MessageType,
-  type CloseInfo,
   type ConnOptions,
   type Message,
   type SignalOptions,
@@ -30,7 +28,8 @@ import {
 import { FrameWriter, messageSink, type SinkHost } from './write.js';
 
 export { MessageType, defaultReadLimit } from './options.js';
-export type { CloseInfo, ConnOptions, Message, SignalOptions, WriteOptions } from './options.js';
+export type { ConnOptions, Message, SignalOptions, WriteOptions } from './options.js';
+export type { CloseInfo } from './close.js';
 
 /** @internal What `accept()` and `dial()` hand to a new Conn. */
 export interface ConnInit {
@@ -91,19 +90,10 @@ export class Conn {
   readonly #writeLock = new Lock();
   /** Pieces of a message collected by a read() that was aborted. */
   #partial: MessageBuffer | undefined;
-  readonly #closedInfo = deferred<CloseInfo>();
-  /** Set while close() waits for the peer's close frame. */
-  #peerClosed: (() => void) | undefined;
-  #closeSent = false;
-  #closeReceived: { code: number; reason: string } | undefined;
-  /** Why reads now fail; set once the connection is ending. */
-  #ended: Error | undefined;
-  #socketError: Error | undefined;
-  #closing: Promise<CloseInfo> | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  /** The close handshake: who closed, why the connection is ending, `closed`. */
+  readonly #closing: Closing;
   #closeRead: AbortController | undefined;
   #pinger: Pinger | undefined;
-  #closedSettled = false;
   /** We dialed: we mask our frames, and the server closes TCP first. */
   readonly #client: boolean;
 
@@ -115,7 +105,6 @@ export class Conn {
     const { socket, options } = init;
     this.subprotocol = init.subprotocol;
     this.extensions = init.extensions;
-    this.closed = this.#closedInfo.promise;
     this.#socket = socket;
     this.#options = options;
     this.#client = init.client;
@@ -124,16 +113,13 @@ export class Conn {
     this.#reader = new FrameReader(socket, this.#readHost(), init.client, limit, init.deflate);
     this.#writer = new FrameWriter(socket, init.client, init.deflate, options.compressionThreshold);
     if (init.head !== undefined && init.head.length > 0) this.#reader.unshift(Buffer.from(init.head));
+    this.#closing = new Closing(socket, this.#closeHost(), init.client, options.closeTimeout ?? 5000);
+    this.closed = this.#closing.closed;
     socket.on('readable', this.#onReadable);
-    socket.on('end', () => this.#onEnd());
-    socket.on('error', (err: Error) => {
-      this.#socketError ??= err;
-    });
-    socket.on('close', () => this.#teardown());
+    socket.on('end', this.#onReadable);
     if (options.keepalive !== undefined) {
       this.#pingerNow().startHeartbeat(options.keepalive.interval, options.keepalive.timeout);
     }
-    if (socket.destroyed) queueMicrotask(() => this.#teardown());
   }
 
   /** The peer's IP address, when the connection runs over TCP. */
@@ -172,7 +158,7 @@ export class Conn {
    * @throws ClosedError when the connection is gone.
    */
   read(options?: SignalOptions): Promise<Message> {
-    const quick = this.#ended === undefined && this.#closeRead === undefined && !this.#reader.inMessage;
+    const quick = this.#closing.ended === undefined && this.#closeRead === undefined && !this.#reader.inMessage;
     if (quick && !options?.signal?.aborted && this.#readLock.tryAcquire()) {
       // The common case: the whole message is already buffered; no await.
       try {
@@ -298,7 +284,8 @@ export class Conn {
   }
 
   #canSendNow(): boolean {
-    return this.#ended === undefined && !this.#closeSent && this.#socket.writable && !this.#socket.writableNeedDrain;
+    const closing = this.#closing;
+    return closing.ended === undefined && !closing.sent && this.#socket.writable && !this.#socket.writableNeedDrain;
   }
 
   /**
@@ -327,7 +314,7 @@ export class Conn {
       release: () => this.#writeLock.release(),
       // A writer cut short by our own close() is not a failure of the connection.
       fail: (error) => {
-        if (!this.#closeSent) this.#fail(error);
+        if (!this.#closing.sent) this.#closing.fail(error);
       },
     };
     return messageSink(host, type, signal, this.#writer.compressesStream(options?.compress));
@@ -350,10 +337,7 @@ export class Conn {
         this.#assertOpen();
         this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Ping, payload });
       },
-      dead: (timeout) => {
-        this.#ended ??= new ClosedError(`keepalive: no pong within ${timeout} ms; the peer is gone`);
-        this.#socket.destroy();
-      },
+      dead: (timeout) => this.#closing.drop(new ClosedError(`keepalive: no pong within ${timeout} ms; the peer is gone`)),
     });
     return this.#pinger;
   }
@@ -372,12 +356,12 @@ export class Conn {
     if (this.#closeRead !== undefined) return this.#closeRead.signal;
     const controller = new AbortController();
     this.#closeRead = controller;
-    if (this.#closedSettled) controller.abort(this.#ended);
+    if (this.#closing.settled) controller.abort(this.#closing.ended);
     const readAll = async (): Promise<void> => {
       await this.#readLock.acquire(signal);
       try {
         await this.#reader.begin(signal);
-        this.#fail(new ProtocolError(1008, 'data message received after closeRead()'));
+        this.#closing.fail(new ProtocolError(1008, 'data message received after closeRead()'));
       } catch (err) {
         this.#readFailed(err, signal);
       } finally {
@@ -411,33 +395,7 @@ export class Conn {
    * (nothing is sent).
    */
   close(code: number = 1000, reason = ''): Promise<CloseInfo> {
-    if (this.#closing !== undefined) return this.#closing;
-    let payload: Uint8Array;
-    try {
-      if (code === 1005) throw new RangeError('close code 1005 may not be sent');
-      payload = encodeClosePayload(code, reason);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    this.#closing = this.#closeHandshake(payload);
-    return this.#closing;
-  }
-
-  async #closeHandshake(payload: Uint8Array): Promise<CloseInfo> {
-    if (this.#ended === undefined && !this.#closeSent) {
-      this.#sendClose(payload);
-      const timeout = this.#options.closeTimeout ?? 5000;
-      const timer = setTimeout(() => this.closeNow(), timeout);
-      const peerClosed = new Promise<void>((resolve) => {
-        this.#peerClosed = resolve;
-      });
-      // After closeRead() its background loop reads the peer's close frame.
-      await (this.#closeRead === undefined ? Promise.race([peerClosed, this.#discardUntilClose()]) : peerClosed);
-      clearTimeout(timer);
-    }
-    // However the wait ended, the TCP connection gets no longer than this to close.
-    this.#armTimer();
-    return this.closed;
+    return this.#closing.close(code, reason);
   }
 
   async #discardUntilClose(): Promise<void> {
@@ -451,11 +409,7 @@ export class Conn {
 
   /** Drops the TCP connection at once, with no close handshake. Idempotent. */
   closeNow(): void {
-    if (this.#ended === undefined) {
-      this.#ended = new ClosedError('connection closed by closeNow()');
-      this.#endStreams(this.#ended);
-    }
-    this.#socket.destroy();
+    this.#closing.drop(new ClosedError('connection closed by closeNow()'));
   }
 
   /** Drops the connection (`closeNow()`) and waits until it is gone, for `await using`. */
@@ -491,7 +445,7 @@ export class Conn {
       control: (opcode, payload) => this.#onControl(opcode, payload),
       mustDrain: () => this.#socket.writableNeedDrain,
       drain: (signal) => this.#writer.drain(signal),
-      ended: () => this.#lost(),
+      ended: () => this.#closing.lost(),
     };
   }
 
@@ -499,112 +453,42 @@ export class Conn {
     if (opcode === Opcode.Ping) {
       const answer = this.#options.onPingReceived?.(payload);
       // RFC 6455 §5.5.2: a pong carries the ping's payload.
-      if (answer !== false && !this.#closeSent) {
+      if (answer !== false && !this.#closing.sent) {
         this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Pong, payload });
       }
     } else if (opcode === Opcode.Pong) {
       this.#options.onPongReceived?.(payload);
       this.#pinger?.pong(payload);
     } else {
-      this.#onCloseFrame(payload);
+      this.#closing.received(payload);
     }
   }
 
-  #onCloseFrame(payload: Uint8Array): never {
-    const { code, reason } = decodeClosePayload(payload);
-    this.#closeReceived = { code, reason };
-    const error = new CloseError(code, reason);
-    this.#ended ??= error;
-    // RFC 6455 §5.5.1: answer with a close frame, echoing the status code.
-    if (!this.#closeSent) this.#sendClose(encodeClosePayload(code === 1005 ? 1005 : code));
-    // RFC 6455 §7.1.1: once close frames crossed, the server closes TCP first.
-    else if (!this.#client) this.#socket.end();
-    this.#peerClosed?.();
-    this.#endStreams(error);
-    // Nothing after the close frame matters; keep reading only to see the FIN.
-    this.#discardInput();
-    this.#armTimer();
-    throw error;
-  }
-
-  /** Reads and drops whatever still arrives, so that the peer's FIN is seen ('end'). */
-  #discardInput(): void {
-    // resume() does nothing while a 'readable' listener is attached.
-    this.#socket.off('readable', this.#onReadable);
-    this.#socket.resume();
-  }
-
-  #sendClose(payload: Uint8Array): void {
-    this.#closeSent = true;
-    if (!this.#socket.writable) return;
-    this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
-    this.#writeLock.fail(() => new ClosedError('the connection is closing'));
-    // RFC 6455 §7.1.1: the server closes the TCP connection first.
-    if (this.#closeReceived !== undefined && !this.#client) this.#socket.end();
-  }
-
-  /**
-   * Fails the connection (RFC 6455 §7.1.7): sends a close frame with the
-   * error's code if none was sent, closes the TCP connection, and makes
-   * every pending and later call reject.
-   */
-  #fail(error: ProtocolError | MessageTooBigError): void {
-    if (this.#ended !== undefined) return;
-    this.#ended = error;
-    if (!this.#closeSent) this.#sendClose(encodeClosePayload(error.code, closeReason(error.message)));
-    this.#endStreams(error);
-    this.#socket.end();
-    this.#discardInput();
-    this.#armTimer();
-  }
-
-  /** The socket hit its end with no close frame: the connection is lost. */
-  #lost(): Error {
-    if (this.#ended === undefined) {
-      const cause = this.#socketError;
-      this.#ended = new ClosedError('connection closed without a close frame', cause ? { cause } : undefined);
-      this.#socket.destroy();
-    }
-    return this.#ended;
-  }
-
-  #onEnd(): void {
-    this.#reader.wake();
-    // The peer sent its FIN: once our close frame is out, finish ours.
-    if (this.#closeSent) this.#socket.end();
-  }
-
-  /** Bounds the time the TCP connection may take to close. */
-  #armTimer(): void {
-    if (this.#timer !== undefined || this.#closedSettled) return;
-    this.#timer = setTimeout(() => this.#socket.destroy(), this.#options.closeTimeout ?? 5000);
-  }
-
-  #endStreams(error: Error): void {
-    this.#readLock.fail(() => error);
-    this.#writeLock.fail(() => new ClosedError('the connection is closing', { cause: error }));
-  }
-
-  #teardown(): void {
-    if (this.#closedSettled) return;
-    this.#closedSettled = true;
-    clearTimeout(this.#timer);
-    const error = this.#lost();
-    this.#endStreams(error);
-    this.#reader.wake();
-    const gone = (): Error => new ClosedError('the connection is closed', { cause: error });
-    this.#writer.fail(gone);
-    this.#pinger?.stop(gone());
-    this.#peerClosed?.();
-    this.#closeRead?.abort(error);
-    const received = this.#closeReceived;
-    const wasClean = this.#closeSent && received !== undefined;
-    this.#closedInfo.resolve({
-      code: received?.code ?? 1006,
-      reason: received?.reason ?? '',
-      wasClean,
-      ...(wasClean ? {} : { error }),
-    });
+  #closeHost(): CloseHost {
+    return {
+      sendCloseFrame: (payload) => {
+        this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
+        this.#writeLock.fail(() => new ClosedError('the connection is closing'));
+      },
+      endCalls: (error) => {
+        this.#readLock.fail(() => error);
+        this.#writeLock.fail(() => new ClosedError('the connection is closing', { cause: error }));
+      },
+      discardInput: () => {
+        // resume() does nothing while a 'readable' listener is attached.
+        this.#socket.off('readable', this.#onReadable);
+        this.#socket.resume();
+      },
+      // After closeRead() its background loop reads the peer's close frame.
+      readUntilClose: () => (this.#closeRead === undefined ? this.#discardUntilClose() : this.closed.then(() => {})),
+      released: (error) => {
+        this.#reader.wake();
+        const gone = (): Error => new ClosedError('the connection is closed', { cause: error });
+        this.#writer.fail(gone);
+        this.#pinger?.stop(gone());
+        this.#closeRead?.abort(error);
+      },
+    };
   }
 
   // --- helpers shared by the public methods ---
@@ -613,9 +497,9 @@ export class Conn {
   #readFailed(err: unknown, signal: AbortSignal | undefined): unknown {
     if (signal?.aborted && err === signal.reason) return err;
     if (err instanceof ProtocolError || err instanceof MessageTooBigError) {
-      this.#fail(err);
+      this.#closing.fail(err);
     } else if (!(err instanceof CloseError || err instanceof ClosedError)) {
-      this.#fail(new ProtocolError(1011, 'internal error while reading', { cause: err }));
+      this.#closing.fail(new ProtocolError(1011, 'internal error while reading', { cause: err }));
     }
     return err;
   }
@@ -625,8 +509,9 @@ export class Conn {
   }
 
   #assertOpen(): void {
-    if (this.#ended !== undefined) throw new ClosedError(undefined, { cause: this.#ended });
-    if (this.#closeSent || !this.#socket.writable) throw new ClosedError('the connection is closing');
+    const { ended } = this.#closing;
+    if (ended !== undefined) throw new ClosedError(undefined, { cause: ended });
+    if (this.#closing.sent || !this.#socket.writable) throw new ClosedError('the connection is closing');
   }
 
   /** Checks the connection can take a frame now, waiting for 'drain' if the socket is full. */

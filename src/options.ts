@@ -22,18 +22,6 @@ export interface Message {
   data: Uint8Array;
 }
 
-/** How a connection ended, shaped like a browser's `CloseEvent`. */
-export interface CloseInfo {
-  /** The peer's close code: 1005 if its close frame had none, 1006 if none came. */
-  code: number;
-  /** The peer's close reason ('' when none). */
-  reason: string;
-  /** True when close frames went both ways. */
-  wasClean: boolean;
-  /** What ended the connection, when it did not end cleanly. */
-  error?: Error;
-}
-
 /** Options every wait-bearing call takes. */
 export interface SignalOptions {
   /** Aborting it rejects the call with `signal.reason`; see each method for what stays. */
