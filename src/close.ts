@@ -175,13 +175,21 @@ export class Closing {
     this.#host = host;
     this.#client = client;
     this.#timeout = timeout;
-    // The peer sent its FIN: once our close frame is out, finish ours.
-    socket.on('end', () => this.#sent && socket.end());
-    socket.on('error', (err: Error) => {
-      this.#socketError ??= err;
-    });
-    socket.on('close', () => this.#teardown());
-    if (socket.destroyed) queueMicrotask(() => this.#teardown());
+  }
+
+  /** The peer sent its FIN ('end'): once our close frame is out, send ours. */
+  peerEnded(): void {
+    if (this.#sent) this.#socket.end();
+  }
+
+  /** The socket reported an error; the 'close' that follows ends the connection. */
+  socketFailed(error: Error): void {
+    this.#socketError ??= error;
+  }
+
+  /** The TCP connection has closed: settle `closed` and let go of everything. */
+  socketClosed(): void {
+    this.#teardown();
   }
 
   /** Why the connection is ending, once it is. */

@@ -99,6 +99,67 @@ export class Conn {
 
   readonly #onReadable = (): void => this.#reader.wake();
 
+  /**
+   * What the frame reader and the close handshake need of a Conn. Its
+   * methods live on a prototype, so a connection pays for one small object
+   * rather than a closure per callback.
+   */
+  static readonly #Host = class implements ReadHost, CloseHost {
+    readonly conn: Conn;
+
+    constructor(conn: Conn) {
+      this.conn = conn;
+    }
+
+    control(opcode: number, payload: Uint8Array): void {
+      this.conn.#onControl(opcode, payload);
+    }
+
+    mustDrain(): boolean {
+      return this.conn.#socket.writableNeedDrain;
+    }
+
+    drain(signal: AbortSignal | undefined): Promise<void> {
+      return this.conn.#writer.drain(signal);
+    }
+
+    ended(): Error {
+      return this.conn.#closing.lost();
+    }
+
+    sendCloseFrame(payload: Uint8Array): void {
+      this.conn.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
+      this.conn.#writeLock.fail(() => new ClosedError('the connection is closing'));
+    }
+
+    endCalls(error: Error): void {
+      this.conn.#readLock.fail(() => error);
+      this.conn.#writeLock.fail(() => new ClosedError('the connection is closing', { cause: error }));
+    }
+
+    discardInput(): void {
+      const socket = this.conn.#socket;
+      // resume() does nothing while a 'readable' listener is attached.
+      socket.off('readable', this.conn.#onReadable);
+      socket.resume();
+    }
+
+    readUntilClose(): Promise<void> {
+      const conn = this.conn;
+      // After closeRead() its background loop reads the peer's close frame.
+      return conn.#closeRead === undefined ? conn.#discardUntilClose() : conn.closed.then(() => {});
+    }
+
+    released(error: Error): void {
+      const conn = this.conn;
+      conn.#reader.wake();
+      const gone = (): Error => new ClosedError('the connection is closed', { cause: error });
+      conn.#writer.fail(gone);
+      conn.#pinger?.stop(gone());
+      conn.#closeRead?.abort(error);
+    }
+  };
+
   /** @internal Use `accept()`, `dial()` or `pipe()`. */
   constructor(key: typeof internal, init: ConnInit) {
     if (key !== internal) throw new TypeError('use accept(), dial() or pipe() to make a Conn');
@@ -110,13 +171,20 @@ export class Conn {
     this.#client = init.client;
     checkConnOptions(options);
     const limit = checkLimit(options.readLimit ?? defaultReadLimit);
-    this.#reader = new FrameReader(socket, this.#readHost(), init.client, limit, init.deflate);
+    const host = new Conn.#Host(this);
+    this.#reader = new FrameReader(socket, host, init.client, limit, init.deflate);
     this.#writer = new FrameWriter(socket, init.client, init.deflate, options.compressionThreshold);
     if (init.head !== undefined && init.head.length > 0) this.#reader.unshift(Buffer.from(init.head));
-    this.#closing = new Closing(socket, this.#closeHost(), init.client, options.closeTimeout ?? 5000);
+    this.#closing = new Closing(socket, host, init.client, options.closeTimeout ?? 5000);
     this.closed = this.#closing.closed;
     socket.on('readable', this.#onReadable);
-    socket.on('end', this.#onReadable);
+    socket.on('end', () => {
+      this.#reader.wake();
+      this.#closing.peerEnded();
+    });
+    socket.on('error', (err: Error) => this.#closing.socketFailed(err));
+    socket.on('close', () => this.#closing.socketClosed());
+    if (socket.destroyed) queueMicrotask(() => this.#closing.socketClosed());
     if (options.keepalive !== undefined) {
       this.#pingerNow().startHeartbeat(options.keepalive.interval, options.keepalive.timeout);
     }
@@ -440,15 +508,6 @@ export class Conn {
 
   // --- control frames and the close handshake ---
 
-  #readHost(): ReadHost {
-    return {
-      control: (opcode, payload) => this.#onControl(opcode, payload),
-      mustDrain: () => this.#socket.writableNeedDrain,
-      drain: (signal) => this.#writer.drain(signal),
-      ended: () => this.#closing.lost(),
-    };
-  }
-
   #onControl(opcode: number, payload: Uint8Array): void {
     if (opcode === Opcode.Ping) {
       const answer = this.#options.onPingReceived?.(payload);
@@ -462,33 +521,6 @@ export class Conn {
     } else {
       this.#closing.received(payload);
     }
-  }
-
-  #closeHost(): CloseHost {
-    return {
-      sendCloseFrame: (payload) => {
-        this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
-        this.#writeLock.fail(() => new ClosedError('the connection is closing'));
-      },
-      endCalls: (error) => {
-        this.#readLock.fail(() => error);
-        this.#writeLock.fail(() => new ClosedError('the connection is closing', { cause: error }));
-      },
-      discardInput: () => {
-        // resume() does nothing while a 'readable' listener is attached.
-        this.#socket.off('readable', this.#onReadable);
-        this.#socket.resume();
-      },
-      // After closeRead() its background loop reads the peer's close frame.
-      readUntilClose: () => (this.#closeRead === undefined ? this.#discardUntilClose() : this.closed.then(() => {})),
-      released: (error) => {
-        this.#reader.wake();
-        const gone = (): Error => new ClosedError('the connection is closed', { cause: error });
-        this.#writer.fail(gone);
-        this.#pinger?.stop(gone());
-        this.#closeRead?.abort(error);
-      },
-    };
   }
 
   // --- helpers shared by the public methods ---
