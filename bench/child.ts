@@ -5,6 +5,7 @@
  * @module
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ImplName, ServerMode } from './adapters/types.js';
 import type { ChildConfig, ChildMessage, MemorySample, Stats } from './ipc.js';
@@ -35,7 +36,11 @@ export class ServerProcess {
 
   /**
    * Forks a child running `impl`'s server in `mode`, its main thread on
-   * `cpu` if given; resolves once it listens.
+   * `cpu` if given; resolves once it listens. A forked process inherits
+   * the affinity of the parent's (pinned) main thread for all its threads,
+   * so once it listens all of them are let loose again and then only the
+   * main thread is pinned: the helper threads (V8's GC workers, libuv's
+   * thread pool, where `ws` compresses) stay free, as in the parent.
    */
   static start(impl: ImplName, mode: ServerMode, cpu?: number, timeoutMs = 15_000): Promise<ServerProcess> {
     const config: ChildConfig = { impl, mode };
@@ -46,12 +51,6 @@ export class ServerProcess {
     });
     live.add(child);
     child.on('exit', () => live.delete(child));
-    try {
-      if (cpu !== undefined && child.pid !== undefined) pin(child.pid, cpu);
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw err;
-    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`${impl} server did not start in ${timeoutMs} ms`)), timeoutMs);
       const fail = (err: Error): void => {
@@ -63,6 +62,14 @@ export class ServerProcess {
       child.once('message', (message: ChildMessage) => {
         if (message.type === 'failed') return fail(new Error(`${impl} server failed to start: ${message.error}`));
         if (message.type !== 'ready') return fail(new Error(`unexpected message ${message.type}`));
+        try {
+          if (cpu !== undefined && child.pid !== undefined) {
+            unpin(child.pid);
+            pin(child.pid, cpu);
+          }
+        } catch (err) {
+          return fail(err instanceof Error ? err : new Error(String(err)));
+        }
         clearTimeout(timer);
         child.removeAllListeners('exit');
         child.on('exit', () => live.delete(child));
@@ -120,6 +127,13 @@ export class ServerProcess {
  */
 export function pin(pid: number, cpu: number): void {
   const result = spawnSync('taskset', ['-p', '-c', String(cpu), String(pid)], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`taskset failed: ${result.error?.message ?? result.stderr}`);
+}
+
+/** Lets every thread of process `pid` run on every CPU again (Linux `taskset -a`). */
+function unpin(pid: number): void {
+  const all = `0-${os.cpus().length - 1}`;
+  const result = spawnSync('taskset', ['-a', '-p', '-c', all, String(pid)], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`taskset failed: ${result.error?.message ?? result.stderr}`);
 }
 

@@ -16,9 +16,16 @@ export interface Request {
   cmd: 'stats' | 'memory' | 'close';
 }
 
-/** The counters, stamped with the child's clock (`performance.now()`, ms). */
+/**
+ * The counters, stamped with the child's clock (`performance.now()`, ms),
+ * with the bytes its TCP sockets moved so far and the CPU time the child
+ * has used (µs, all threads: `process.cpuUsage()` user + system).
+ */
 export interface Stats extends ServerCounters {
   time: number;
+  wireRead: number;
+  wireWritten: number;
+  cpuMicros: number;
 }
 
 /** Heap numbers after a full garbage collection. */

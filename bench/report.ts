@@ -54,20 +54,29 @@ function pad(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
 }
 
+/** The ratio columns every table has (unless it leaves out one of the pair). */
+const ratioPairs = [
+  ['wsconn', 'ws'],
+  ['wsconn', 'net'],
+] as const;
+
 /** Renders one table; footnotes list failures and server-side anomalies. */
 export function formatTable(table: Table, impls: readonly ImplName[]): string {
-  const head = ['case', 'unit', ...impls, 'wsconn/ws', 'wsconn/net'];
+  const applies = (impl: ImplName): boolean => table.impls?.includes(impl) ?? true;
+  const shown = impls.filter(applies);
+  const pairs = ratioPairs.filter(([a, b]) => applies(a) && applies(b));
+  const head = ['case', 'unit', ...shown, ...pairs.map(([a, b]) => `${a}/${b}`)];
   const body = table.rows.map((row) => [
     row.label,
     row.lowerIsBetter ? `${row.unit} (lower is better)` : row.unit,
-    ...impls.map((impl) => cellText(row.cells[impl])),
-    ratioText(row, 'wsconn', 'ws'),
-    ratioText(row, 'wsconn', 'net'),
+    ...shown.map((impl) => cellText(row.cells[impl])),
+    ...pairs.map(([a, b]) => ratioText(row, a, b)),
   ]);
   const widths = head.map((_, i) => Math.max(...[head, ...body].map((r) => (r[i] ?? '').length)));
   const lines = [table.title, pad(head, widths), ...body.map((r) => pad(r, widths))];
+  for (const note of table.notes ?? []) lines.push(`  ${note}`);
   for (const row of table.rows) {
-    for (const impl of impls) {
+    for (const impl of shown) {
       const cell = row.cells[impl];
       if (cell?.error !== undefined) lines.push(`  ! ${row.label} · ${impl} FAILED: ${cell.error}`);
       else if (cell?.note !== undefined) lines.push(`  ! ${row.label} · ${impl}: ${cell.note}`);

@@ -74,7 +74,8 @@ async function loadAdapters(impls: ImplName[]): Promise<Adapter[]> {
 function printInfo(adapters: Adapter[], runner: Runner): void {
   for (const adapter of adapters) {
     const client = adapter.info();
-    const server = runner.info.get(adapter.name) ?? {};
+    // an implementation none of the scenarios started a server for: its client's word only
+    const server = runner.info.get(adapter.name) ?? client;
     for (const key of new Set([...Object.keys(client), ...Object.keys(server)])) {
       const same = client[key] === server[key];
       const text = same ? client[key] : `client ${client[key] ?? '?'}; server ${server[key] ?? '?'}`;

@@ -7,7 +7,7 @@
  * @module
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Adapter, BenchClient, ImplName, ServerMode } from './adapters/types.js';
+import type { Adapter, BenchClient, Compression, ImplName, ServerMode } from './adapters/types.js';
 import { ServerProcess } from './child.js';
 import type { Round, Sample, Window } from './timing.js';
 import { summarize, withTimeout } from './timing.js';
@@ -44,13 +44,20 @@ export interface Table {
   id: string;
   title: string;
   rows: Row[];
+  /** The implementations it applies to, when not all (the others get no column). */
+  impls?: readonly ImplName[];
+  /** Lines printed under the table (and kept in the JSON): how it was measured. */
+  notes?: string[];
 }
 
 /** What a case's setup gets. */
 export interface CaseContext {
   adapter: Adapter;
   server: ServerProcess;
-  /** Opens a client connection; any still open when the case ends is dropped. */
+  /**
+   * Opens a client connection (with the case's compression, checked); any
+   * still open when the case ends is dropped.
+   */
   connect(): Promise<BenchClient>;
 }
 
@@ -76,8 +83,9 @@ class Lane {
     this.adapter = adapter;
   }
 
-  context(server: ServerProcess): CaseContext {
-    return { adapter: this.adapter, server, connect: () => track(this.adapter, server, this.clients) };
+  context(server: ServerProcess, mode: ServerMode): CaseContext {
+    const connect = (): Promise<BenchClient> => track(this.adapter, server, this.clients, mode.compression);
+    return { adapter: this.adapter, server, connect };
   }
 
   async teardown(): Promise<void> {
@@ -95,12 +103,28 @@ export class Runner {
   readonly adapters: readonly Adapter[];
   readonly placement: Placement;
   /** What each server child reported about itself (native addon status, …). */
-  readonly info = new Map<string, Record<string, string>>();
+  readonly info: Map<string, Record<string, string>>;
 
-  constructor(window: Window, adapters: readonly Adapter[], placement: Placement) {
+  constructor(
+    window: Window,
+    adapters: readonly Adapter[],
+    placement: Placement,
+    info = new Map<string, Record<string, string>>(),
+  ) {
     this.window = window;
     this.adapters = adapters;
     this.placement = placement;
+    this.info = info;
+  }
+
+  /**
+   * A runner for part of the run: only the adapters among `impls` (all
+   * when omitted), with `window` instead of this one's (same when
+   * omitted). It reports into the same `info`.
+   */
+  narrowed(opts: { impls?: readonly ImplName[]; window?: Window }): Runner {
+    const adapters = this.adapters.filter((a) => opts.impls?.includes(a.name) ?? true);
+    return new Runner(opts.window ?? this.window, adapters, this.placement, this.info);
   }
 
   /**
@@ -120,7 +144,7 @@ export class Runner {
     for (const lane of lanes) {
       await this.#step(lane, 'setup', async () => {
         lane.server = await this.#start(lane.adapter, mode);
-        lane.workload = await setup(lane.context(lane.server));
+        lane.workload = await setup(lane.context(lane.server, mode));
         await lane.workload.measure(warmup);
       }, warmup * 1000 + 10_000);
     }
@@ -156,7 +180,7 @@ export class Runner {
       let cell: Cell = {};
       await this.#step(lane, 'run', async () => {
         lane.server = await this.#start(adapter, mode);
-        cell = await body(lane.context(lane.server));
+        cell = await body(lane.context(lane.server, mode));
         const note = await serverNote(lane.server);
         if (note !== undefined) cell = { ...cell, note };
       }, limitMs);
@@ -192,11 +216,17 @@ function progress(what: string, cells: Cells, t0: number): void {
 }
 
 /** Connects and keeps the client in `clients` until it is closed. */
-async function track(adapter: Adapter, server: ServerProcess, clients: Set<BenchClient>): Promise<BenchClient> {
-  const client = await adapter.connect(server.port);
+async function track(
+  adapter: Adapter,
+  server: ServerProcess,
+  clients: Set<BenchClient>,
+  compression: Compression | undefined,
+): Promise<BenchClient> {
+  const client = await adapter.connect(server.port, compression);
   clients.add(client);
   return {
-    send: (data) => client.send(data),
+    extensions: client.extensions,
+    send: (data, text) => client.send(data, text),
     receive: () => client.receive(),
     async close() {
       await client.close();

@@ -1,14 +1,15 @@
 /**
- * The five scenarios. Each returns a table of rows with one cell per
- * implementation; see bench/README.md for what each one measures.
+ * The scenarios (compression's is in `compression.ts`). Each returns a
+ * table of rows with one cell per implementation; see bench/README.md for
+ * what each one measures.
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { BenchClient } from './adapters/types.js';
-import type { CaseContext, Cell, Cells, Runner, Table, Workload } from './runner.js';
+import { clientHeap, closeMany, openMany, pick, rateCell } from './common.js';
+import { compression } from './compression.js';
+import type { CaseContext, Cell, Runner, Table, Workload } from './runner.js';
 import type { Round, Sample } from './timing.js';
 import { polled, timed } from './timing.js';
 
@@ -24,12 +25,6 @@ function sizeLabel(size: number): string {
   return size >= MiB ? `${size / MiB} MiB` : size >= KiB ? `${size / KiB} KiB` : `${size} B`;
 }
 
-const rateCell = (sample: Sample): Cell => ({
-  value: sample.rate,
-  spread: sample.spread,
-  rounds: sample.rounds.map((r) => r.ops / r.seconds),
-  raw: { ...sample },
-});
 const rateAndBytesCell = (sample: Sample): Cell => ({ ...rateCell(sample), extra: mbps(sample.byteRate) });
 const byteRateCell = (sample: Sample): Cell => ({
   ...rateCell(sample),
@@ -43,30 +38,6 @@ async function roundTrip(client: BenchClient, payload: Uint8Array): Promise<numb
   const echoed = await client.receive();
   if (echoed.length !== payload.length) throw new Error(`echo of ${payload.length} B came back as ${echoed.length} B`);
   return payload.length;
-}
-
-/** Runs `fn` over `items`, `parallel` at a time. */
-async function parallelMap<T, U>(items: T[], parallel: number, fn: (item: T) => Promise<U>): Promise<U[]> {
-  const out: U[] = [];
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, lane));
-  return out;
-}
-
-/** Opens `count` connections, `parallel` at a time. */
-function openMany(connect: () => Promise<BenchClient>, count: number, parallel: number): Promise<BenchClient[]> {
-  return parallelMap(Array.from({ length: count }), parallel, connect);
-}
-
-/** Closes every client, `parallel` at a time. */
-async function closeMany(clients: BenchClient[], parallel: number): Promise<void> {
-  await parallelMap(clients, parallel, (client) => client.close());
 }
 
 /** Scenario 1: sequential echo round trips on one connection. */
@@ -154,26 +125,6 @@ export async function streaming(runner: Runner): Promise<Table> {
   return { id: 'streaming', title: '3. One-way streaming of 1 MiB messages', rows };
 }
 
-/** The parent's heap after garbage collection (the flag is set at run time). */
-function clientHeap(): number {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  gc();
-  gc();
-  const { heapUsed, external } = process.memoryUsage();
-  return heapUsed + external;
-}
-
-/** Picks one raw figure of each cell as its value. */
-function pick(cells: Cells, key: string): Cells {
-  const out: Cells = {};
-  for (const [impl, cell] of Object.entries(cells)) {
-    const value = cell.raw?.[key];
-    out[impl as keyof Cells] = typeof value === 'number' ? { value, raw: cell.raw ?? {} } : cell;
-  }
-  return out;
-}
-
 /** Scenario 4: memory held per idle connection, server and client side. */
 export async function idleMemory(runner: Runner, connections = 1000): Promise<Table> {
   const perConn = (bytes: number): number => bytes / connections;
@@ -234,4 +185,5 @@ export const scenarios: Record<string, (runner: Runner) => Promise<Table>> = {
   streaming,
   memory: (runner) => idleMemory(runner),
   handshakes,
+  compression,
 };

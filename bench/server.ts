@@ -6,7 +6,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { loadAdapter } from './adapters/index.js';
-import type { ServerCounters } from './adapters/types.js';
+import type { BenchServer, ServerCounters } from './adapters/types.js';
 import type { ChildConfig, ChildMessage, MemorySample, Request, Stats } from './ipc.js';
 
 function send(message: ChildMessage): void {
@@ -29,6 +29,13 @@ async function memory(): Promise<MemorySample> {
   return { rss, heapUsed, external };
 }
 
+/** The counters now, with the clock, the bytes on the wire and the CPU time used so far. */
+function stats(counters: ServerCounters, server: BenchServer): Stats {
+  const { read, written } = server.wire();
+  const cpu = process.cpuUsage();
+  return { ...counters, time: performance.now(), wireRead: read, wireWritten: written, cpuMicros: cpu.user + cpu.system };
+}
+
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
   const counters: ServerCounters = { open: 0, accepted: 0, messagesIn: 0, bytesIn: 0, errors: 0, lastError: '' };
@@ -36,7 +43,7 @@ async function main(): Promise<void> {
   const server = await adapter.listen(config.mode, counters);
   process.on('message', (request: Request) => {
     const reply = (result: Stats | MemorySample | null): void => send({ type: 'reply', id: request.id, result });
-    if (request.cmd === 'stats') reply({ ...counters, time: performance.now() });
+    if (request.cmd === 'stats') reply(stats(counters, server));
     else if (request.cmd === 'memory') void memory().then(reply, (err: unknown) => send({ type: 'failed', error: String(err) }));
     else void server.close().then(() => process.exit(0));
   });

@@ -20,6 +20,8 @@ export interface Round {
   ops: number;
   bytes: number;
   seconds: number;
+  /** CPU time the round took, µs, when the case measures it. */
+  cpuMicros?: number;
 }
 
 /** The summary of a case's rounds for one implementation. */

@@ -7,7 +7,13 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { MessageQueue } from './queue.js';
-import type { Adapter, BenchClient, BenchServer, ServerCounters, ServerMode } from './types.js';
+import type { Adapter, BenchClient, BenchServer, Compression, ServerCounters, ServerMode } from './types.js';
+import { wireMeter } from './wire.js';
+
+/** Raw TCP has no compression; a case asking for it is a mistake. */
+function noCompression(compression: Compression | undefined): void {
+  if (compression !== undefined && compression !== 'off') throw new Error(`net: no compression (asked for ${compression})`);
+}
 
 /** Payloads up to this size are copied behind their header; larger ones are written corked. */
 const copyLimit = 16 * 1024;
@@ -121,16 +127,19 @@ function serve(socket: net.Socket, mode: ServerMode, counters: ServerCounters): 
 }
 
 async function listen(mode: ServerMode, counters: ServerCounters): Promise<BenchServer> {
+  noCompression(mode.compression);
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     serve(socket, mode, counters);
   });
+  const wire = wireMeter(server);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return {
     port: (server.address() as net.AddressInfo).port,
+    wire,
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -138,7 +147,8 @@ async function listen(mode: ServerMode, counters: ServerCounters): Promise<Bench
   };
 }
 
-async function connect(port: number): Promise<BenchClient> {
+async function connect(port: number, compression?: Compression): Promise<BenchClient> {
+  noCompression(compression);
   const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
   await once(socket, 'connect');
   const queue = new MessageQueue(socket);
@@ -148,6 +158,7 @@ async function connect(port: number): Promise<BenchClient> {
   socket.on('error', (err) => queue.fail(err));
   socket.on('close', () => queue.fail(new Error('net: connection closed')));
   return {
+    extensions: '',
     send: (data) => sendMessage(socket, data),
     receive: () => queue.next(),
     async close() {

@@ -12,14 +12,23 @@ export const implNames = ['wsconn', 'ws', 'net'] as const;
 export type ImplName = (typeof implNames)[number];
 
 /**
- * What a server does with each connection: echo every message back, count
- * what arrives and discard it, or send `size`-byte messages as fast as the
- * socket takes them until the peer goes away.
+ * permessage-deflate (RFC 7692) for a case: off, or on in one of its two
+ * modes, with every message compressed whatever its size (threshold 0 on
+ * both ends). Client and server are configured alike.
  */
-export type ServerMode =
+export type Compression = 'off' | 'context-takeover' | 'no-context-takeover';
+
+/**
+ * What a server does with each connection: echo every message back (as the
+ * type it came as), count what arrives and discard it, or send `size`-byte
+ * messages as fast as the socket takes them until the peer goes away; and
+ * which compression it insists on (default `'off'`).
+ */
+export type ServerMode = (
   | { kind: 'echo' }
   | { kind: 'sink' }
-  | { kind: 'source'; size: number };
+  | { kind: 'source'; size: number }
+) & { compression?: Compression };
 
 /** Counters a server keeps; read by the parent over IPC. */
 export interface ServerCounters {
@@ -40,17 +49,30 @@ export interface ServerCounters {
 /** A listening server. */
 export interface BenchServer {
   readonly port: number;
+  /** Bytes its TCP sockets have read and written so far (see `wireMeter()`). */
+  wire(): WireBytes;
   /** Stops listening and drops every connection. */
   close(): Promise<void>;
 }
 
+/** TCP payload bytes counted on the server's sockets, handshakes included. */
+export interface WireBytes {
+  /** Client → server. */
+  read: number;
+  /** Server → client. */
+  written: number;
+}
+
 /** The client side of one connection, reduced to what the scenarios need. */
 export interface BenchClient {
+  /** The extensions the server agreed to (its `Sec-WebSocket-Extensions` answer), '' when none. */
+  readonly extensions: string;
   /**
-   * Sends one binary message. Resolves when the implementation is ready for
-   * more, i.e. at once unless its send buffer is above its high-water mark.
+   * Sends one message, binary unless `text` (the bytes must then be UTF-8).
+   * Resolves when the implementation is ready for more, i.e. at once unless
+   * its send buffer is above its high-water mark.
    */
-  send(data: Uint8Array): Promise<void>;
+  send(data: Uint8Array, text?: boolean): Promise<void>;
   /** Resolves with the next message from the server. */
   receive(): Promise<Uint8Array>;
   /** Orderly close (close handshake where there is one). */
@@ -66,9 +88,34 @@ export interface Adapter {
   info(): Record<string, string>;
   /** Starts a server on 127.0.0.1, port 0. */
   listen(mode: ServerMode, counters: ServerCounters): Promise<BenchServer>;
-  /** Opens one client connection to a server of the same implementation. */
-  connect(port: number): Promise<BenchClient>;
+  /**
+   * Opens one client connection to a server of the same implementation,
+   * with `compression` (default `'off'`); rejects unless the handshake
+   * agreed on exactly that (see `checkExtensions()`).
+   */
+  connect(port: number, compression?: Compression): Promise<BenchClient>;
 }
 
 /** The largest message any scenario sends; read limits are set above it. */
 export const maxMessageSize = 1 << 20;
+
+/**
+ * Throws unless the `Sec-WebSocket-Extensions` response `header` agrees to
+ * `compression`: none for `'off'`; permessage-deflate for the others, with
+ * both `*_no_context_takeover` parameters for `'no-context-takeover'` and
+ * neither for `'context-takeover'`.
+ */
+export function checkExtensions(impl: string, compression: Compression, header: string): void {
+  const params = header.split(';').map((p) => p.trim().toLowerCase());
+  const fail = (why: string): never => {
+    throw new Error(`${impl}: ${why} (Sec-WebSocket-Extensions: ${JSON.stringify(header)}; wanted compression ${compression})`);
+  };
+  if (compression === 'off') {
+    if (header.trim() !== '') fail('an extension was negotiated');
+    return;
+  }
+  if (params[0] !== 'permessage-deflate' || header.includes(',')) fail('permessage-deflate was not negotiated');
+  const takeoverOff = ['server_no_context_takeover', 'client_no_context_takeover'].filter((p) => params.includes(p));
+  if (compression === 'no-context-takeover' && takeoverOff.length !== 2) fail('context takeover was not disabled both ways');
+  if (compression === 'context-takeover' && takeoverOff.length !== 0) fail('context takeover was disabled');
+}

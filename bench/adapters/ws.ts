@@ -1,14 +1,22 @@
 /**
  * The `ws` adapter: `WebSocketServer` and `WebSocket` from npm `ws`, with
  * its optional native `bufferutil` addon for masking. `info()` checks that
- * the addon is really what `ws` masks with.
+ * the addon is really what `ws` masks with. The `WebSocketServer` is
+ * attached to a `node:http` server of ours (as the wsconn adapter's is), so
+ * that its TCP sockets can be metered. With compression, both ends get
+ * `perMessageDeflate` with `threshold: 0` (every message is compressed) and
+ * otherwise `ws`'s defaults (zlib level 6, memLevel 8, 15-bit windows, at
+ * most 10 zlib jobs at once per process).
  * @module
  */
 import { once } from 'node:events';
+import http from 'node:http';
 import { createRequire } from 'node:module';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
 import { MessageQueue } from './queue.js';
-import type { Adapter, BenchClient, BenchServer, ServerCounters, ServerMode } from './types.js';
+import type { Adapter, BenchClient, BenchServer, Compression, ServerCounters, ServerMode } from './types.js';
+import { checkExtensions } from './types.js';
+import { wireMeter } from './wire.js';
 
 /** Matches Node's default socket `writableHighWaterMark`. */
 const highWaterMark = 16 * 1024;
@@ -18,9 +26,9 @@ const require = createRequire(import.meta.url);
  * Sends one message; resolves at once while `ws` buffers less than the
  * high-water mark, otherwise when this message reached the socket.
  */
-function sendPaced(socket: WebSocket, data: Uint8Array): Promise<void> {
+function sendPaced(socket: WebSocket, data: Uint8Array, text = false): Promise<void> {
   return new Promise((resolve, reject) => {
-    socket.send(data, { binary: true }, (err) => (err ? reject(err) : resolve()));
+    socket.send(data, { binary: !text }, (err) => (err ? reject(err) : resolve()));
     if (socket.bufferedAmount < highWaterMark) resolve();
   });
 }
@@ -40,6 +48,20 @@ function maskingInfo(): string {
   const delegates = wsBufferUtil.mask.toString().includes('bufferUtil.mask');
   if (nativeFile !== undefined && delegates) return `bufferutil native addon (${nativeFile})`;
   return `NOT native: JS fallback (addon file ${nativeFile ?? 'not loaded'}, ws delegates: ${delegates})`;
+}
+
+/** `ws`'s `perMessageDeflate` option for `compression`, the same on both ends. */
+function deflateOptions(compression: Compression = 'off'): false | PerMessageDeflateOptions {
+  if (compression === 'off') return false;
+  const noTakeover = compression === 'no-context-takeover';
+  return { threshold: 0, serverNoContextTakeover: noTakeover, clientNoContextTakeover: noTakeover };
+}
+
+/** The value of the `Sec-WebSocket-Extensions` line among response header lines ('' when absent). */
+function extensionsLine(lines: string[]): string {
+  const prefix = 'sec-websocket-extensions:';
+  const line = lines.find((l) => l.toLowerCase().startsWith(prefix));
+  return line === undefined ? '' : line.slice(prefix.length).trim();
 }
 
 function serve(socket: WebSocket, mode: ServerMode, counters: ServerCounters): void {
@@ -66,29 +88,61 @@ function serve(socket: WebSocket, mode: ServerMode, counters: ServerCounters): v
 }
 
 async function listen(mode: ServerMode, counters: ServerCounters): Promise<BenchServer> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
-  await once(server, 'listening');
-  server.on('connection', (socket) => serve(socket, mode, counters));
-  const address = server.address();
+  const compression = mode.compression ?? 'off';
+  const httpServer = http.createServer((_req, res) => res.writeHead(426).end());
+  const wire = wireMeter(httpServer);
+  const server = new WebSocketServer({ server: httpServer, perMessageDeflate: deflateOptions(compression) });
+  // what the server answered each request: checked before the connection is served
+  const answered = new WeakMap<http.IncomingMessage, string>();
+  server.on('headers', (lines: string[], req: http.IncomingMessage) => answered.set(req, extensionsLine(lines)));
+  server.on('connection', (socket, req) => {
+    try {
+      checkExtensions('ws server', compression, answered.get(req) ?? '');
+    } catch (err) {
+      counters.errors++;
+      counters.lastError = String(err);
+      socket.terminate();
+      return;
+    }
+    serve(socket, mode, counters);
+  });
+  httpServer.listen(0, '127.0.0.1');
+  await once(httpServer, 'listening');
+  const address = httpServer.address();
   if (address === null || typeof address === 'string') throw new Error('the server has no TCP address');
   return {
     port: address.port,
+    wire,
     async close() {
       for (const client of server.clients) client.terminate();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     },
   };
 }
 
-async function connect(port: number): Promise<BenchClient> {
-  const socket = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+async function connect(port: number, compression: Compression = 'off'): Promise<BenchClient> {
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: deflateOptions(compression) });
+  let answer = '';
+  socket.once('upgrade', (res: http.IncomingMessage) => {
+    const value = res.headers['sec-websocket-extensions'];
+    answer = typeof value === 'string' ? value.trim() : '';
+  });
   await once(socket, 'open');
+  try {
+    checkExtensions('ws client', compression, answer);
+  } catch (err) {
+    socket.terminate();
+    throw err;
+  }
   const queue = new MessageQueue(socket);
   socket.on('message', (data: Buffer) => queue.push(data));
   socket.on('error', (err) => queue.fail(err));
   socket.on('close', () => queue.fail(new Error('ws: connection closed')));
   return {
-    send: (data) => sendPaced(socket, data),
+    extensions: answer,
+    send: (data, text) => sendPaced(socket, data, text === true),
     receive: () => queue.next(),
     async close() {
       if (socket.readyState === WebSocket.CLOSED) return;

@@ -1,7 +1,8 @@
 /**
  * The wsconn adapter: `accept()` on a `node:http` server's `'upgrade'`
  * event, `dial()` on the client side, and the Conn's `read()`/`write()`.
- * No native addon.
+ * No native addon. With compression, both ends get `compressionMode` and
+ * `compressionThreshold: 0` (every message is compressed).
  * @module
  */
 import { once } from 'node:events';
@@ -9,13 +10,22 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { accept } from '../../src/accept.js';
 import { closeStatus, StatusCode } from '../../src/close.js';
+import type { CompressionMode } from '../../src/compress.js';
 import { MessageType, type Conn } from '../../src/conn.js';
 import { dial } from '../../src/dial.js';
-import type { Adapter, BenchClient, BenchServer, ServerCounters, ServerMode } from './types.js';
-import { maxMessageSize } from './types.js';
+import type { ConnOptions } from '../../src/options.js';
+import type { Adapter, BenchClient, BenchServer, Compression, ServerCounters, ServerMode } from './types.js';
+import { checkExtensions, maxMessageSize } from './types.js';
+import { wireMeter } from './wire.js';
 
 /** The default read limit (32 KiB) is below the largest message sent. */
 const readLimit = 2 * maxMessageSize;
+
+/** The options both ends get for `compression`. */
+function options(compression: Compression = 'off'): ConnOptions & { compressionMode?: CompressionMode } {
+  if (compression === 'off') return { readLimit };
+  return { readLimit, compressionMode: compression, compressionThreshold: 0 };
+}
 
 /** Runs one server connection in the given mode until it ends. */
 async function run(conn: Conn, mode: ServerMode, counters: ServerCounters): Promise<void> {
@@ -38,6 +48,7 @@ async function serve(conn: Conn, mode: ServerMode, counters: ServerCounters): Pr
   counters.open++;
   counters.accepted++;
   try {
+    checkExtensions('wsconn server', mode.compression ?? 'off', conn.extensions);
     await run(conn, mode, counters);
   } catch (err) {
     const code = closeStatus(err);
@@ -53,10 +64,11 @@ async function serve(conn: Conn, mode: ServerMode, counters: ServerCounters): Pr
 
 async function listen(mode: ServerMode, counters: ServerCounters): Promise<BenchServer> {
   const server = http.createServer((_req, res) => res.writeHead(426).end());
+  const wire = wireMeter(server);
   // Not an async function holding `req` across the connection's life: that
   // would charge wsconn for memory the application kept.
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    accept(req, socket, head, { readLimit }).then(
+    accept(req, socket, head, options(mode.compression)).then(
       (conn) => serve(conn, mode, counters),
       (err: unknown) => {
         counters.errors++;
@@ -68,6 +80,7 @@ async function listen(mode: ServerMode, counters: ServerCounters): Promise<Bench
   await once(server, 'listening');
   return {
     port: (server.address() as { port: number }).port,
+    wire,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -75,10 +88,17 @@ async function listen(mode: ServerMode, counters: ServerCounters): Promise<Bench
   };
 }
 
-async function connect(port: number): Promise<BenchClient> {
-  const conn = await dial(`ws://127.0.0.1:${port}/`, { readLimit });
+async function connect(port: number, compression: Compression = 'off'): Promise<BenchClient> {
+  const conn = await dial(`ws://127.0.0.1:${port}/`, options(compression));
+  try {
+    checkExtensions('wsconn client', compression, conn.extensions);
+  } catch (err) {
+    conn.closeNow();
+    throw err;
+  }
   return {
-    send: (data) => conn.write(MessageType.Binary, data),
+    extensions: conn.extensions,
+    send: (data, text) => conn.write(text === true ? MessageType.Text : MessageType.Binary, data),
     receive: async () => (await conn.read()).data,
     async close() {
       await conn.close(StatusCode.NormalClosure);
