@@ -128,8 +128,11 @@ export class Conn {
     }
 
     sendCloseFrame(payload: Uint8Array): void {
-      this.conn.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
-      this.conn.#writeLock.fail(() => new ClosedError('the connection is closing'));
+      const conn = this.conn;
+      conn.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
+      // When answering the peer's close (or failing), say so: closeStatus() follows `cause`.
+      const cause = conn.#closing.ended;
+      conn.#writeLock.fail(() => new ClosedError('the connection is closing', cause ? { cause } : undefined));
     }
 
     endCalls(error: Error): void {

@@ -9,6 +9,7 @@ import { ClosedError } from '../src/errors.js';
 import { MessageType } from '../src/options.js';
 import { pipe } from '../src/pipe.js';
 import { ConnSet } from '../src/shutdown.js';
+import { closeStatus } from '../src/close.js';
 import { leakCheck } from './helpers/leak.js';
 
 const checkLeaks = leakCheck();
@@ -95,5 +96,20 @@ describe('connection life', { timeout: 20_000 }, () => {
     assert.equal(conns.size, 2);
     await conns.closeAll({ signal: AbortSignal.timeout(100) });
     await Promise.all([client.closed, client2.closed]);
+  });
+});
+
+describe('what a writer sees when the peer closes', { timeout: 10_000 }, () => {
+  it('a write waiting its turn rejects with a ClosedError whose cause carries the peer code', { timeout: 5000 }, async () => {
+    const [client, server] = pipe();
+    const sink = (await server.writer(MessageType.Binary)).getWriter(); // holds the write turn
+    const waiting = server.write(MessageType.Text, 'queued').catch((err: unknown) => err);
+    const serverReads = server.read().catch((err: unknown) => err);
+    await client.close(4002, 'going');
+    const err = await waiting;
+    assert.ok(err instanceof ClosedError, `expected ClosedError, got ${String(err)}`);
+    assert.equal(closeStatus(err), 4002);
+    await serverReads;
+    await sink.abort().catch(() => {});
   });
 });
