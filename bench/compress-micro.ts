@@ -5,7 +5,7 @@
  * are its own), three times, interleaved; the table shows medians.
  *
  * `node --import tsx bench/compress-micro.ts` (BENCH_CONNS, BENCH_ROUNDS,
- * BENCH_REPEAT and BENCH_ONLY=name,name tune it). Results: .notes/compress.md.
+ * BENCH_REPEAT and BENCH_ONLY=name,name tune it). Results: bench/compression-design.md.
  * @module
  */
 import { spawn } from 'node:child_process';

@@ -10,7 +10,7 @@
  * streams (the way `ws` works) this costs less than half the CPU per 1 KiB
  * message, needs no thread-pool queue or concurrency cap, cannot be torn by
  * an aborted read, and holds at most ~50 KiB per idle connection instead of
- * ~290 KiB (bench/compress-micro.ts; numbers in .notes/compress.md).
+ * ~290 KiB (bench/compress-micro.ts; numbers in bench/compression-design.md).
  * @module
  */
 import { constants as bufferConstants } from 'node:buffer';
@@ -38,7 +38,7 @@ const empty = new Uint8Array(0);
  * How much of what it sent the deflater offers zlib as a dictionary when the
  * window is kept. Hashing a dictionary is the main cost of a one-shot
  * compression: 8 KiB gives ~95 % of the ratio of a full 32 KiB window on
- * small JSON messages at a fraction of the CPU (.notes/compress.md).
+ * small JSON messages at a fraction of the CPU (bench/compression-design.md).
  */
 const deflateHistory = 8 * 1024;
 

@@ -167,7 +167,7 @@ function describeParams(params: WsParams): string {
 /** The ws options under test, with threshold 0 so that ws compresses every message. */
 const wsOptions = (params: WsParams): PerMessageDeflateOptions => ({ ...params, threshold: 0 }) as PerMessageDeflateOptions;
 
-/** What wsconn's accept() answers to a ws client's offer (RFC 7692 §7.1; .notes/compress.md). */
+/** What wsconn's accept() answers to a ws client's offer (RFC 7692 §7.1; bench/compression-design.md). */
 function wsconnAnswer(offer: WsParams, mode: Mode): string[] {
   const params: string[] = [];
   if (offer.serverNoContextTakeover === true || mode === 'no-context-takeover') params.push('server_no_context_takeover');
