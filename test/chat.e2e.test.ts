@@ -7,28 +7,17 @@
  * (`CI` set), where a missing browser fails it.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { ExampleProcess } from './helpers/example-process.js';
+import { chromiumMissing, launchChromium } from './helpers/chromium.js';
 import { leakCheck } from './helpers/leak.js';
 
 const checkLeaks = leakCheck();
 
-function findChromium(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    for (const name of ['chromium', 'chromium-browser']) {
-      if (existsSync(join(dir, name))) return join(dir, name);
-    }
-  }
-  return undefined;
-}
 
 const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
-const executablePath = findChromium();
-const missing = executablePath === undefined ? 'chromium not found on PATH (apt-get install chromium)' : undefined;
+const missing = chromiumMissing;
 
 let chat: ExampleProcess | undefined;
 let browser: Browser | undefined;
@@ -46,10 +35,7 @@ describe('chat example in Chromium', { timeout: 60_000, skip: inCI ? false : (mi
     if (missing !== undefined) throw new Error(`${missing}; CI requires it`);
     chat = new ExampleProcess('examples/chat/server.ts', [], { PORT: '0' });
     [, pageUrl] = (await chat.waitFor(/listening on (http:\/\/\S+)/)) as [string, string];
-    browser = await chromium.launch({
-      executablePath: executablePath!,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
 
   async function openChat(): Promise<{ page: Page; name: string }> {

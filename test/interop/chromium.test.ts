@@ -4,29 +4,18 @@
  * the node:http server that served the page.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { MessageType, type Conn } from '../../src/conn.js';
 import { CloseError, HandshakeError } from '../../src/errors.js';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { leakCheck } from '../helpers/leak.js';
 import { pattern, requirePeer, skipUnlessCI, text, within, WsconnServer } from './harness.js';
 
 const checkLeaks = leakCheck();
 after(() => checkLeaks());
 
-function findChromium(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    for (const name of ['chromium', 'chromium-browser']) {
-      const file = join(dir, name);
-      if (dir !== '' && existsSync(file)) return file;
-    }
-  }
-  return undefined;
-}
-const executablePath = findChromium();
-const missing = executablePath === undefined ? 'chromium not found on PATH (apt-get install chromium)' : undefined;
+const missing = chromiumMissing;
 
 /**
  * The page's half of the tests, plain browser JavaScript. Each helper keeps
@@ -146,10 +135,7 @@ describe('Chromium page → wsconn accept()', { timeout: 40_000, skip: skipUnles
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
       };
     }
-    browser = await chromium.launch({
-      executablePath: executablePath!,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${server.port}/`);
   });

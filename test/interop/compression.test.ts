@@ -11,21 +11,20 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { WebSocket as UndiciWebSocket, type MessageEvent as UndiciMessageEvent } from 'undici';
 import WebSocket, { WebSocketServer, type PerMessageDeflateOptions } from 'ws';
 import type { CompressionMode } from '../../src/compress.js';
 import { MessageType, type Conn } from '../../src/conn.js';
 import { dial } from '../../src/dial.js';
 import { CloseError } from '../../src/errors.js';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { leakCheck } from '../helpers/leak.js';
 import { headerOf, WireTap, type TapStream } from '../helpers/raw.js';
 import { echo, Inbox, pattern, requirePeer, skipUnlessCI, within, WsconnServer } from './harness.js';
@@ -561,17 +560,6 @@ describe(`wsconn dial() → python websockets ${pythonVersion || '(missing)'} se
 
 // --- Chromium ---
 
-function findChromium(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    for (const name of ['chromium', 'chromium-browser']) {
-      const file = join(dir, name);
-      if (dir !== '' && existsSync(file)) return file;
-    }
-  }
-  return undefined;
-}
-const chromiumPath = findChromium();
-const chromiumMissing = chromiumPath === undefined ? 'chromium not found on PATH (apt-get install chromium)' : undefined;
 
 /**
  * The page's half: opens a WebSocket, sends the planned messages (the same
@@ -627,10 +615,7 @@ describe('Chromium page → wsconn accept(), permessage-deflate on', { timeout: 
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html><meta charset="utf-8"><script>${pageScript}</script>`);
     };
     tap = await new WireTap(server.port).listen();
-    browser = await chromium.launch({
-      executablePath: chromiumPath!,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
