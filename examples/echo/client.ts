@@ -3,10 +3,10 @@
  * with its type, until the server closes. Useful as the client side of a
  * conformance harness that drives the test through the messages it sends.
  *
- *   node --import tsx examples/echo/client.ts ws://127.0.0.1:8080/ [--read-limit BYTES]
+ *   node --import tsx examples/echo/client.ts ws://127.0.0.1:8080/ [--read-limit BYTES] [--compression MODE]
  */
 import { parseArgs } from 'node:util';
-import { closeStatus, dial, StatusCode } from 'wsconn';
+import { closeStatus, dial, StatusCode, type CompressionMode } from 'wsconn';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -25,7 +25,7 @@ if (url === undefined) {
 const conn = await dial(url, {
   signal: AbortSignal.timeout(10_000),
   readLimit: values['read-limit'] === undefined ? 32 * 1024 : Number(values['read-limit']),
-  compressionMode: values.compression as 'disabled',
+  compressionMode: values.compression as CompressionMode, // dial() rejects an unknown mode
 });
 
 let count = 0;
