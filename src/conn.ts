@@ -1,8 +1,8 @@
 /**
  * `Conn`, one WebSocket connection. The public methods are thin: they take
- * the read or write lock and delegate to the frame reader and writer; this
- * file also owns the connection's life: control frames, the close
- * handshake and teardown.
+ * the read or write lock and delegate to the frame reader (read.ts), the
+ * frame writer (write.ts), the close handshake (close.ts) and the pinger
+ * (ping.ts); this file answers control frames and ties them together.
  * @module
  */
 import type { Duplex } from 'node:stream';
@@ -94,8 +94,6 @@ export class Conn {
   readonly #closing: Closing;
   #closeRead: AbortController | undefined;
   #pinger: Pinger | undefined;
-  /** We dialed: we mask our frames, and the server closes TCP first. */
-  readonly #client: boolean;
 
   readonly #onReadable = (): void => this.#reader.wake();
 
@@ -171,7 +169,6 @@ export class Conn {
     this.extensions = init.extensions;
     this.#socket = socket;
     this.#options = options;
-    this.#client = init.client;
     checkConnOptions(options);
     const limit = checkLimit(options.readLimit ?? defaultReadLimit);
     const host = new Conn.#Host(this);
