@@ -253,7 +253,7 @@ export class MessageInflater {
     }
     // One growing buffer, not a list of pieces: a message sent in thousands
     // of tiny fragments then costs its size, not thousands of objects.
-    this.#reserve(size + (fin ? tail.length : 0));
+    this.#reserve(size + (fin ? tail.length : 0), compressedLimit(limit) + tail.length);
     this.#input.set(chunk, this.#pending);
     this.#pending = size;
     if (!fin) return empty;
@@ -267,10 +267,10 @@ export class MessageInflater {
     return out;
   }
 
-  /** Makes room for `size` bytes of input, keeping what is there. */
-  #reserve(size: number): void {
+  /** Makes room for `size` bytes of input, keeping what is there; it never grows past `cap`. */
+  #reserve(size: number, cap: number): void {
     if (size <= this.#input.length) return;
-    const grown = new Uint8Array(Math.max(size, this.#input.length * 2));
+    const grown = new Uint8Array(Math.max(size, Math.min(this.#input.length * 2, cap)));
     grown.set(this.#input.subarray(0, this.#pending));
     this.#input = grown;
   }

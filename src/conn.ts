@@ -156,7 +156,7 @@ export class Conn {
       conn.#reader.wake();
       const gone = (): Error => new ClosedError('the connection is closed', { cause: error });
       conn.#writer.fail(gone);
-      conn.#pinger?.stop(gone());
+      conn.#pinger?.stop(gone);
       conn.#closeRead?.abort(error);
     }
   };
@@ -335,6 +335,8 @@ export class Conn {
     await this.#writeLock.acquire(signal);
     try {
       await this.#readyToSend(signal);
+      // No await between this check and the send: a close() in between must not be followed by data.
+      this.#assertOpen();
       const { payload, rsv1 } = this.#writer.encodeMessage(data, options?.compress);
       await this.#writer.sendAndWait({ fin: true, rsv1, opcode: type, payload }, signal);
     } finally {
@@ -379,6 +381,7 @@ export class Conn {
     const host: SinkHost = {
       writer: this.#writer,
       ready: (signal) => this.#readyToSend(signal),
+      assertOpen: () => this.#assertOpen(),
       release: () => this.#writeLock.release(),
       // A writer cut short by our own close() is not a failure of the connection.
       fail: (error) => {
@@ -546,10 +549,13 @@ export class Conn {
     if (this.#closing.sent || !this.#socket.writable) throw new ClosedError('the connection is closing');
   }
 
-  /** Checks the connection can take a frame now, waiting for 'drain' if the socket is full. */
+  /**
+   * Checks the connection can take a frame, and waits for 'drain' if the
+   * socket is full. Callers check `#assertOpen()` again after awaiting it,
+   * right before they send: RFC 6455 §5.5.1 allows no data after our close.
+   */
   async #readyToSend(signal: AbortSignal | undefined): Promise<void> {
     this.#assertOpen();
     if (this.#socket.writableNeedDrain) await this.#writer.drain(signal);
-    this.#assertOpen();
   }
 }

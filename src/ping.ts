@@ -70,9 +70,9 @@ export class Pinger {
     }, interval);
   }
 
-  /** Stops the heartbeat and rejects every waiting ping with `error`. */
-  stop(error: Error): void {
+  /** Stops the heartbeat and rejects every waiting ping with the error `error` makes. */
+  stop(error: () => Error): void {
     clearInterval(this.#heartbeat);
-    for (const settle of this.#waiting.values()) settle(error);
+    for (const settle of this.#waiting.values()) settle(error());
   }
 }

@@ -1,5 +1,6 @@
 import { newConn, type Conn, type ConnOptions } from './conn.js';
 import { duplexPair } from './internal/duplex-pair.js';
+import { checkConnOptions } from './options.js';
 
 /** Options of `pipe()`: the options of each end. */
 export interface PipeOptions {
@@ -28,6 +29,9 @@ export interface PipeOptions {
  * ```
  */
 export function pipe(options: PipeOptions = {}): [client: Conn, server: Conn] {
+  // Check both ends' options before making either, so a bad one leaves nothing behind.
+  checkConnOptions(options.client ?? {});
+  checkConnOptions(options.server ?? {});
   const [a, b] = duplexPair();
   const subprotocol = options.subprotocol ?? '';
   const client = newConn({ socket: a, client: true, subprotocol, extensions: '', options: options.client ?? {} });

@@ -53,16 +53,16 @@ export class ConnSet implements Iterable<Conn> {
 
   /**
    * Adds `conn` and returns it. Once `closeAll()` has been called, a
-   * connection added later is closed at once, the same way.
+   * connection added later is closed at once, the same way (bounded by its
+   * own `closeTimeout`; a later `closeAll()` also covers it).
    */
   add(conn: Conn): Conn {
+    this.#conns.add(conn);
+    void conn.closed.then(() => this.#conns.delete(conn));
     if (this.#closing !== undefined) {
       // closeAll() checked the code and reason; close() never rejects otherwise.
       conn.close(this.#closing.code, this.#closing.reason).catch(() => {});
-      return conn;
     }
-    this.#conns.add(conn);
-    void conn.closed.then(() => this.#conns.delete(conn));
     return conn;
   }
 

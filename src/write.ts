@@ -209,8 +209,10 @@ export class FrameWriter {
 /** What `messageSink` needs from its Conn. */
 export interface SinkHost {
   writer: FrameWriter;
-  /** Throws unless a frame may be sent now; waits for 'drain' first. */
+  /** Throws unless a frame may be sent; waits for 'drain' if the socket is full. */
   ready(signal: AbortSignal | undefined): Promise<void>;
+  /** Throws unless a frame may be sent now (checked with no await before the send). */
+  assertOpen(): void;
   /** Gives the write turn to the next writer. */
   release(): void;
   /** Fails the connection. */
@@ -242,6 +244,7 @@ export function messageSink(
   const frame = async (payload: Uint8Array, fin: boolean): Promise<void> => {
     if (!open) throw signal?.aborted ? signal.reason : new ClosedError('message writer is closed');
     await host.ready(signal);
+    host.assertOpen(); // RFC 6455 §5.5.1: nothing after our close frame, which may have gone meanwhile
     // RFC 7692 §6.1: RSV1 on the first frame of a compressed message only.
     const rsv1 = compress && !started;
     const opcode = started ? Opcode.Continuation : type;

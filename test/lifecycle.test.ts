@@ -113,3 +113,21 @@ describe('what a writer sees when the peer closes', { timeout: 10_000 }, () => {
     await sink.abort().catch(() => {});
   });
 });
+
+describe('nothing follows our close frame', { timeout: 10_000 }, () => {
+  it('a write() waiting its turn when close() runs rejects instead of sending after the close frame', { timeout: 5000 }, async () => {
+    const [client, server] = pipe({ client: { readLimit: -1 } });
+    const first = server.write(MessageType.Binary, new Uint8Array(64 * 1024));
+    const second = server.write(MessageType.Text, 'after').then(
+      () => 'sent',
+      (err: unknown) => err,
+    );
+    await first;
+    const closing = server.close(1000);
+    assert.ok((await second) instanceof ClosedError, 'a write that lost the race with close() must not claim it was sent');
+    const received = await client.read();
+    assert.equal(received.data.length, 64 * 1024);
+    await assert.rejects(client.read(), (err: unknown) => closeStatus(err) === 1000);
+    await closing;
+  });
+});
