@@ -1,7 +1,7 @@
 /**
  * Hostile input: seeded random frame streams, valid ones mutated byte by
- * byte and cut at random points, fed to a server Conn (with and without
- * compression). Whatever arrives, the Conn must either deliver messages or
+ * byte and cut at random points, fed to a Conn in either role (with and
+ * without compression). Whatever arrives, the Conn must either deliver messages or
  * end with a well-formed close, never throw outside a promise, and never
  * hold more than its limits allow.
  */
@@ -55,12 +55,12 @@ function mutate(rng: Prng, bytes: Uint8Array): Uint8Array {
   return Uint8Array.from(out);
 }
 
-/** Feeds `bytes` in random pieces to a fresh server Conn and reports how it ended. */
-async function run(rng: Prng, bytes: Uint8Array, compressed: boolean): Promise<void> {
+/** Feeds `bytes` in random pieces to a fresh Conn of the given role and checks how it ended. */
+async function run(rng: Prng, bytes: Uint8Array, compressed: boolean, client: boolean): Promise<void> {
   const [peer, socket] = duplexPair();
   const conn: Conn = newConn({
     socket,
-    client: false,
+    client,
     subprotocol: '',
     extensions: compressed ? 'permessage-deflate' : '',
     ...(compressed ? { deflate } : {}),
@@ -72,7 +72,7 @@ async function run(rng: Prng, bytes: Uint8Array, compressed: boolean): Promise<v
   peer.on('data', (chunk: Buffer) => {
     for (const frame of parser.push(chunk)) {
       sent.push(frame.opcode);
-      assert.equal(frame.masked, false, 'a server frame was masked');
+      assert.equal(frame.masked, client, client ? 'a client frame was not masked' : 'a server frame was masked');
       if (frame.opcode === Op.Close && frame.payload.length >= 2) closeCode = (frame.payload[0]! << 8) | frame.payload[1]!;
     }
   });
@@ -97,19 +97,23 @@ async function run(rng: Prng, bytes: Uint8Array, compressed: boolean): Promise<v
   peer.destroy();
 }
 
-for (const compressed of [false, true]) {
-  describe(`hostile input to a server Conn${compressed ? ', compression on' : ''}`, { timeout: 60_000 }, () => {
-    it('300 mutated frame streams end in a clean delivery or a well-formed close', { timeout: 50_000 }, async () => {
-      const rng = prng();
-      for (let round = 0; round < 300; round++) {
-        const stream = encodeAll(validStream(rng, compressed), true);
-        const bytes = rng.int(5) === 0 ? concat([stream, rng.bytes(rng.int(300))]) : mutate(rng, stream);
-        try {
-          await run(rng, bytes, compressed);
-        } catch (err) {
-          throw new Error(`round ${round}: ${(err as Error).message}; ${describeSeed(rng)}`, { cause: err });
+for (const client of [false, true]) {
+  for (const compressed of [false, true]) {
+    const role = client ? 'client' : 'server';
+    describe(`hostile input to a ${role} Conn${compressed ? ', compression on' : ''}`, { timeout: 60_000 }, () => {
+      it('300 mutated frame streams end in a clean delivery or a well-formed close', { timeout: 50_000 }, async () => {
+        const rng = prng();
+        for (let round = 0; round < 300; round++) {
+          // The peer's frames: masked when it is a client (our Conn the server), not otherwise.
+          const stream = encodeAll(validStream(rng, compressed), !client);
+          const bytes = rng.int(5) === 0 ? concat([stream, rng.bytes(rng.int(300))]) : mutate(rng, stream);
+          try {
+            await run(rng, bytes, compressed, client);
+          } catch (err) {
+            throw new Error(`round ${round}: ${(err as Error).message}; ${describeSeed(rng)}`, { cause: err });
+          }
         }
-      }
+      });
     });
-  });
+  }
 }
