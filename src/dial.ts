@@ -17,7 +17,7 @@ import { clientOffer, CompressionMode, parseClientResponse, type DeflateParams }
 import { newConn, type Conn, type ConnOptions } from './conn.js';
 import { checkConnOptions } from './options.js';
 import { HandshakeError } from './errors.js';
-import { acceptKey, hasToken, isToken, tokenList } from './handshake.js';
+import { acceptKey, hasToken, isToken } from './handshake.js';
 import { deferred, type Deferred } from './internal/deferred.js';
 
 /** Options of {@link dial}: the handshake's own, plus those of the Conn. */

@@ -91,12 +91,7 @@ export class FrameReader {
       // RFC 6455 §5.4: a continuation frame must follow a text or binary frame.
       throw new ProtocolError(1002, 'continuation frame without a message to continue');
     }
-    this.#type = header.opcode;
-    this.#size = 0;
-    this.#compressed = header.rsv1;
-    this.#flushed = false;
-    this.#utf8.reset();
-    this.#startFrame(header);
+    this.#startMessage(header);
     return this.#type;
   }
 
@@ -130,11 +125,7 @@ export class FrameReader {
       // Fragments, and the errors a lone continuation frame raises, take the general path.
       if (!header.fin || header.opcode === Opcode.Continuation) return 'general';
       this.#queue.skip(headerLength);
-      this.#type = header.opcode;
-      this.#size = 0;
-      this.#compressed = header.rsv1;
-      this.#utf8.reset();
-      this.#startFrame(header);
+      this.#startMessage(header);
       const payload = this.#queue.take(header.payloadLength);
       this.#frame!.remaining = 0;
       if (header.maskKey !== undefined) maskInPlace(payload, header.maskKey);
@@ -181,6 +172,16 @@ export class FrameReader {
       }
       this.#startFrame(header);
     }
+  }
+
+  /** Sets up the state of a new data message, whose first frame `header` is. */
+  #startMessage(header: FrameHeader): void {
+    this.#type = header.opcode;
+    this.#size = 0;
+    this.#compressed = header.rsv1;
+    this.#flushed = false;
+    this.#utf8.reset();
+    this.#startFrame(header);
   }
 
   #startFrame(header: FrameHeader): void {
