@@ -1,31 +1,34 @@
 /**
- * `Conn`, one WebSocket connection. The public methods are thin: they take
- * the read or write lock and delegate to the frame reader (read.ts), the
- * frame writer (write.ts), the close handshake (close.ts) and the pinger
- * (ping.ts); this file answers control frames and ties them together.
+ * `Conn`, one WebSocket connection: a thin I/O shell around the protocol
+ * engine (protocol/engine.ts). Input flows through one receive pump
+ * (receive.ts) and output through one send path (send.ts); the close
+ * handshake's waits are in close.ts, pings in ping.ts, the `reader()` and
+ * `writer()` streams in read.ts and write.ts.
  * @module
  */
 import type { Duplex } from 'node:stream';
 import { closeStatus, Closing, type CloseHost, type CloseInfo } from './close.js';
 import type { DeflateParams } from './compress.js';
-import { ClosedError, CloseError, MessageTooBigError, ProtocolError } from './errors.js';
+import { ClosedError, ProtocolError } from './errors.js';
 import { Opcode } from './frame.js';
-import { MessageBuffer } from './internal/byte-queue.js';
 import { Lock } from './internal/lock.js';
-import { Pinger } from './ping.js';
-import { FrameReader, messageStream, type ReadHost } from './read.js';
 import {
   checkConnOptions,
   checkLimit,
   checkMessage,
   defaultReadLimit,
-  MessageType,
   type ConnOptions,
   type Message,
+  type MessageType,
   type SignalOptions,
   type WriteOptions,
 } from './options.js';
-import { FrameWriter, messageSink, type SinkHost } from './write.js';
+import { Pinger } from './ping.js';
+import { Protocol, type CloseEvent, type ControlEvent, type FailEvent } from './protocol/engine.js';
+import { messageStream } from './read.js';
+import { Receiver, type ReceiveHost } from './receive.js';
+import { Sender } from './send.js';
+import { messageSink } from './write.js';
 
 export { MessageType, defaultReadLimit } from './options.js';
 export type { ConnOptions, Message, SignalOptions, WriteOptions } from './options.js';
@@ -45,6 +48,12 @@ export interface ConnInit {
   options: ConnOptions;
 }
 
+/** Options of `Conn.closeRead()`. */
+export interface CloseReadOptions {
+  /** Aborting it stops the background reading (the connection stays open). */
+  signal?: AbortSignal;
+}
+
 /** Only this module can make a Conn: its constructor wants this key. */
 const internal: unique symbol = Symbol('wsconn.internal');
 
@@ -56,10 +65,11 @@ export function newConn(init: ConnInit): Conn {
 /**
  * One WebSocket connection, from `accept()`, `dial()` or `pipe()`.
  *
- * Reads pull: nothing is read from the socket unless a read, `closeRead()`
- * or the close handshake waits, and control frames (pings, the peer's
- * close) are only seen then. Failures surface through the promises of the
- * calls and through `closed`; there are no events.
+ * Input is read as it arrives, up to a bounded buffer (64 KiB of unparsed
+ * bytes and 64 KiB of messages nobody has read yet); beyond that TCP pushes
+ * back on the peer. Pings are answered and pongs seen while input flows.
+ * Failures surface through the promises of the calls and through `closed`;
+ * there are no events.
  *
  * @example
  * ```ts
@@ -77,85 +87,75 @@ export class Conn {
   /** The extensions the handshake negotiated, as in the response header ('' when none). */
   readonly extensions: string;
   /**
-   * Settles once when the TCP connection has closed, with how it ended.
+   * Settles once when the TCP connection has closed, with how it ended: the
+   * peer's close code (1005 when its frame had none, 1006 when none came).
    * It never rejects.
    */
   readonly closed: Promise<CloseInfo>;
 
   readonly #socket: Duplex;
-  readonly #reader: FrameReader;
-  readonly #writer: FrameWriter;
+  readonly #engine: Protocol;
+  readonly #receiver: Receiver;
+  readonly #sender: Sender;
+  readonly #closing: Closing;
   readonly #options: ConnOptions;
   readonly #readLock = new Lock();
   readonly #writeLock = new Lock();
-  /** Pieces of a message collected by a read() that was aborted. */
-  #partial: MessageBuffer | undefined;
-  /** The close handshake: who closed, why the connection is ending, `closed`. */
-  readonly #closing: Closing;
   #closeRead: AbortController | undefined;
   #pinger: Pinger | undefined;
 
-  readonly #onReadable = (): void => this.#reader.wake();
-
   /**
-   * What the frame reader and the close handshake need of a Conn. Its
-   * methods live on a prototype, so a connection pays for one small object
-   * rather than a closure per callback.
+   * What the pump and the close handshake need of a Conn, on one
+   * prototype-backed object rather than a closure per callback.
    */
-  static readonly #Host = class implements ReadHost, CloseHost {
+  static readonly #Host = class implements ReceiveHost, CloseHost {
     readonly conn: Conn;
 
     constructor(conn: Conn) {
       this.conn = conn;
     }
 
-    control(opcode: number, payload: Uint8Array): void {
-      this.conn.#onControl(opcode, payload);
+    control(event: ControlEvent): void {
+      this.conn.#onControl(event);
     }
 
-    mustDrain(): boolean {
-      return this.conn.#socket.writableNeedDrain;
+    peerClosed(event: CloseEvent): Error {
+      return this.conn.#closing.peerClosed(event.code, event.reason);
     }
 
-    drain(signal: AbortSignal | undefined): Promise<void> {
-      return this.conn.#writer.drain(signal);
+    failed(event: FailEvent): void {
+      this.conn.#closing.failed(event.error);
     }
 
-    ended(): Error {
+    refused(): void {
+      this.conn.#closing.fail(new ProtocolError(1008, 'data message received after closeRead()'));
+    }
+
+    lost(): Error {
       return this.conn.#closing.lost();
     }
 
-    sendCloseFrame(payload: Uint8Array): void {
-      const conn = this.conn;
-      conn.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Close, payload });
-      // When answering the peer's close (or failing), say so: closeStatus() follows `cause`.
-      const cause = conn.#closing.ended;
-      conn.#writeLock.fail(() => new ClosedError('the connection is closing', cause ? { cause } : undefined));
+    mustDrain(): boolean {
+      return this.conn.#sender.full;
+    }
+
+    onDrain(callback: () => void): void {
+      this.conn.#sender.onDrain(callback);
+    }
+
+    transmit(bytes: Uint8Array): void {
+      this.conn.#sender.transmit(bytes);
     }
 
     endCalls(error: Error): void {
-      this.conn.#readLock.fail(() => error);
-      this.conn.#writeLock.fail(() => new ClosedError('the connection is closing', { cause: error }));
-    }
-
-    discardInput(): void {
-      const socket = this.conn.#socket;
-      // resume() does nothing while a 'readable' listener is attached.
-      socket.off('readable', this.conn.#onReadable);
-      socket.resume();
-    }
-
-    readUntilClose(): Promise<void> {
-      const conn = this.conn;
-      // After closeRead() its background loop reads the peer's close frame.
-      return conn.#closeRead === undefined ? conn.#discardUntilClose() : conn.closed.then(() => {});
+      const closing = error instanceof ClosedError ? error : new ClosedError('the connection is closing', { cause: error });
+      this.conn.#writeLock.fail(() => closing);
     }
 
     released(error: Error): void {
       const conn = this.conn;
-      conn.#reader.wake();
       const gone = (): Error => new ClosedError('the connection is closed', { cause: error });
-      conn.#writer.fail(gone);
+      conn.#sender.fail(gone);
       conn.#pinger?.stop(gone);
       conn.#closeRead?.abort(error);
     }
@@ -165,25 +165,26 @@ export class Conn {
   constructor(key: typeof internal, init: ConnInit) {
     if (key !== internal) throw new TypeError('use accept(), dial() or pipe() to make a Conn');
     const { socket, options } = init;
+    checkConnOptions(options);
     this.subprotocol = init.subprotocol;
     this.extensions = init.extensions;
     this.#socket = socket;
     this.#options = options;
-    checkConnOptions(options);
-    const limit = checkLimit(options.readLimit ?? defaultReadLimit);
     const host = new Conn.#Host(this);
-    this.#reader = new FrameReader(socket, host, init.client, limit, init.deflate);
-    this.#writer = new FrameWriter(socket, init.client, init.deflate, options.compressionThreshold);
-    if (init.head !== undefined && init.head.length > 0) this.#reader.unshift(Buffer.from(init.head));
-    this.#closing = new Closing(socket, host, init.client, options.closeTimeout ?? 5000);
-    this.closed = this.#closing.closed;
-    socket.on('readable', this.#onReadable);
-    socket.on('end', () => {
-      this.#reader.wake();
-      this.#closing.peerEnded();
+    this.#engine = new Protocol({
+      client: init.client,
+      deflate: init.deflate,
+      readLimit: checkLimit(options.readLimit ?? defaultReadLimit),
+      compressionThreshold: options.compressionThreshold,
     });
+    this.#sender = new Sender(socket);
+    this.#receiver = new Receiver(socket, this.#engine, host);
+    this.#closing = new Closing(socket, this.#engine, this.#receiver, host, options.closeTimeout ?? 5000);
+    this.closed = this.#closing.closed;
+    socket.on('end', () => this.#closing.peerEnded());
     socket.on('error', (err: Error) => this.#closing.socketFailed(err));
     socket.on('close', () => this.#closing.socketClosed());
+    this.#receiver.start(init.head);
     if (socket.destroyed) queueMicrotask(() => this.#closing.socketClosed());
     if (options.keepalive !== undefined) {
       this.#pingerNow().startHeartbeat(options.keepalive.interval, options.keepalive.timeout);
@@ -211,32 +212,27 @@ export class Conn {
   }
 
   /**
-   * Reads the next data message whole, answering control frames on the way.
+   * Reads the next data message whole.
    *
    * Concurrent calls take turns in call order, each getting its own
    * message. Aborting the signal rejects with `signal.reason` and leaves
-   * the connection as it was: a message half received stays in the Conn
-   * and the next `read()` or `reader()` continues it.
+   * the connection as it was: nothing of the message is lost, the next
+   * `read()` or `reader()` gets it. Messages that arrived before the
+   * connection ended (even after `close()`) are still returned; then reads
+   * reject.
    *
    * @throws CloseError once the peer's close frame has arrived.
    * @throws MessageTooBigError for a message over the read limit (the
    * connection is closed with 1009).
    * @throws ProtocolError when the peer broke the protocol (the connection
    * is closed with the code the error carries).
-   * @throws ClosedError when the connection is gone.
+   * @throws ClosedError when the connection is gone, or after `closeRead()`.
    */
   read(options?: SignalOptions): Promise<Message> {
-    const quick = this.#closing.ended === undefined && this.#closeRead === undefined && !this.#reader.inMessage;
-    if (quick && !options?.signal?.aborted && this.#readLock.tryAcquire()) {
-      // The common case: the whole message is already buffered; no await.
-      try {
-        const message = this.#reader.tryMessage();
-        if (typeof message === 'object') return Promise.resolve(message as Message);
-      } catch (err) {
-        return Promise.reject(this.#readFailed(err, undefined));
-      } finally {
-        this.#readLock.release();
-      }
+    const receiver = this.#receiver;
+    receiver.reading = true;
+    if (receiver.hasMessage && !this.#readLock.held && this.#closeRead === undefined && !options?.signal?.aborted) {
+      return Promise.resolve(receiver.takeMessage());
     }
     return this.#readWaiting(options?.signal);
   }
@@ -245,21 +241,13 @@ export class Conn {
     this.#assertReadable();
     await this.#readLock.acquire(signal);
     try {
-      while (!this.#reader.inMessage) {
-        const message = this.#reader.tryMessage();
-        if (typeof message === 'object') return message as Message;
-        if (message === 'general') break;
-        await this.#reader.fill(signal);
-      }
-      const type = (await this.#reader.begin(signal)) as MessageType;
+      const receiver = this.#receiver;
       for (;;) {
-        const chunk = await this.#reader.next(signal);
-        if (chunk === null) break;
-        (this.#partial ??= new MessageBuffer()).append(chunk);
+        if (receiver.hasMessage) return receiver.takeMessage();
+        const end = receiver.ending(true);
+        if (end !== undefined) throw end;
+        await receiver.wait(signal, true);
       }
-      return { type, data: this.#partial?.takeAll() ?? new Uint8Array(0) };
-    } catch (err) {
-      throw this.#readFailed(err, signal);
     } finally {
       this.#readLock.release();
     }
@@ -267,9 +255,9 @@ export class Conn {
 
   /**
    * Starts reading the next data message and resolves with its type and a
-   * stream of its payload. Nothing is read ahead of what the stream's
-   * consumer asks for. Later reads wait until the stream has been read to
-   * its end or cancelled (cancelling discards the rest of the message).
+   * stream of its payload, piece by piece as it arrives. Later reads wait
+   * until the stream has been read to its end or cancelled (cancelling
+   * discards the rest of the message).
    *
    * The signal bounds the wait for the message and each read of the
    * stream; an abort errors the stream with `signal.reason` and the rest of
@@ -278,24 +266,29 @@ export class Conn {
   async reader(options?: SignalOptions): Promise<{ type: MessageType; stream: ReadableStream<Uint8Array> }> {
     const signal = options?.signal;
     this.#assertReadable();
+    this.#receiver.reading = true;
     await this.#readLock.acquire(signal);
-    let type: MessageType;
+    const receiver = this.#receiver;
     try {
-      type = (await this.#reader.begin(signal)) as MessageType;
+      while (!receiver.hasPiece) {
+        const end = receiver.ending(false);
+        if (end !== undefined) throw end;
+        await receiver.wait(signal, false);
+      }
     } catch (err) {
       this.#readLock.release();
-      throw this.#readFailed(err, signal);
+      throw err;
     }
-    const release = (): void => this.#readLock.release();
-    const failed = (err: unknown): unknown => this.#readFailed(err, signal);
-    return { type, stream: messageStream(this.#reader, this.#partial?.takeParts() ?? [], signal, release, failed) };
+    const type = receiver.frontType as MessageType;
+    return { type, stream: messageStream(receiver, signal, () => this.#readLock.release()) };
   }
 
   /**
    * Sends one data message. `data` is a string (sent as UTF-8) or bytes,
-   * which are never modified. Concurrent calls take turns; their frames
-   * never interleave. Resolves once the socket has accepted the message,
-   * waiting for 'drain' when its buffer is full.
+   * which are copied into the frame and never modified: the caller may
+   * reuse its buffer as soon as this returns. Concurrent calls take turns;
+   * their frames never interleave. Resolves once the socket has accepted
+   * the message, waiting for 'drain' when its buffer is full.
    *
    * Aborting before the message is queued sends nothing; an abort while
    * waiting for 'drain' rejects, but the message, already queued whole, is
@@ -311,21 +304,20 @@ export class Conn {
       return Promise.reject(err);
     }
     const signal = options?.signal;
-    if (!signal?.aborted && this.#canSendNow() && this.#writeLock.tryAcquire()) {
+    if (!signal?.aborted && !this.#sender.full && this.#writeLock.tryAcquire()) {
       // The common case: nobody else is writing and the socket has room.
-      let sent: boolean | Promise<void>;
+      let room: boolean;
       try {
-        const { payload, rsv1 } = this.#writer.encodeMessage(data, options?.compress);
-        sent = this.#writer.send({ fin: true, rsv1, opcode: type, payload });
+        room = this.#transmitMessage(type, data, options?.compress);
       } catch (err) {
         this.#writeLock.release();
         return Promise.reject(err);
       }
-      if (sent === true) {
+      if (room) {
         this.#writeLock.release();
         return Promise.resolve();
       }
-      return this.#afterSend(sent, signal);
+      return this.#drainHolding(signal);
     }
     return this.#writeWaiting(type, data, options);
   }
@@ -334,28 +326,26 @@ export class Conn {
     const signal = options?.signal;
     await this.#writeLock.acquire(signal);
     try {
-      await this.#readyToSend(signal);
-      // No await between this check and the send: a close() in between must not be followed by data.
-      this.#assertOpen();
-      const { payload, rsv1 } = this.#writer.encodeMessage(data, options?.compress);
-      await this.#writer.sendAndWait({ fin: true, rsv1, opcode: type, payload }, signal);
+      await this.#sender.drain(signal);
+      if (!this.#transmitMessage(type, data, options?.compress)) await this.#sender.drain(signal);
     } finally {
       this.#writeLock.release();
     }
   }
 
-  /** Holds the write turn until the socket has taken a message that did not fit at once. */
-  async #afterSend(sent: false | Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  /** Holds the write turn until the socket has drained what the last message left. */
+  async #drainHolding(signal: AbortSignal | undefined): Promise<void> {
     try {
-      await this.#writer.settle(sent, signal);
+      await this.#sender.drain(signal);
     } finally {
       this.#writeLock.release();
     }
   }
 
-  #canSendNow(): boolean {
-    const closing = this.#closing;
-    return closing.ended === undefined && !closing.sent && this.#socket.writable && !this.#socket.writableNeedDrain;
+  /** The send path's last step for a message: state check, encode, one socket write; nothing awaited. */
+  #transmitMessage(type: MessageType, data: string | Uint8Array, compress: boolean | undefined): boolean {
+    this.#assertOpen();
+    return this.#sender.transmit(this.#engine.encodeMessage(type, data, compress));
   }
 
   /**
@@ -373,28 +363,35 @@ export class Conn {
     const signal = options?.signal;
     await this.#writeLock.acquire(signal);
     try {
-      await this.#readyToSend(signal);
+      this.#assertOpen();
+      await this.#sender.drain(signal);
     } catch (err) {
       this.#writeLock.release();
       throw err;
     }
-    const host: SinkHost = {
-      writer: this.#writer,
-      ready: (signal) => this.#readyToSend(signal),
-      assertOpen: () => this.#assertOpen(),
-      release: () => this.#writeLock.release(),
-      // A writer cut short by our own close() is not a failure of the connection.
-      fail: (error) => {
-        if (!this.#closing.sent) this.#closing.fail(error);
+    const compress = this.extensions !== '' && options?.compress !== false;
+    return messageSink(
+      {
+        drain: (signal) => this.#sender.drain(signal),
+        transmit: (chunk, fin) => {
+          this.#assertOpen();
+          return this.#sender.transmit(this.#engine.encodeFragment(type, chunk, fin, compress));
+        },
+        release: () => this.#writeLock.release(),
+        // A writer cut short by our own close() is not a failure of the connection.
+        fail: (error) => {
+          if (!this.#engine.closeSent) this.#closing.fail(error);
+        },
       },
-    };
-    return messageSink(host, type, signal, this.#writer.compressesStream(options?.compress));
+      type,
+      signal,
+    );
   }
 
   /**
    * Sends a ping and resolves with the round-trip time in milliseconds once
-   * its pong arrives. The pong is only seen while a read is pending or
-   * `closeRead()` runs, so ping from beside a reading loop.
+   * its pong arrives. Pongs are seen while input flows: keep reading (or
+   * call `closeRead()`) so that the receive buffer does not fill.
    * @throws ClosedError when the connection is closing or gone.
    */
   async ping(options?: SignalOptions): Promise<number> {
@@ -406,7 +403,7 @@ export class Conn {
     this.#pinger ??= new Pinger({
       sendPing: (payload) => {
         this.#assertOpen();
-        this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Ping, payload });
+        this.#sender.transmit(this.#engine.encodeControl(Opcode.Ping, payload));
       },
       dead: (timeout) => this.#closing.drop(new ClosedError(`keepalive: no pong within ${timeout} ms; the peer is gone`)),
     });
@@ -417,47 +414,56 @@ export class Conn {
    * Reads and discards in the background so that control frames are
    * answered and the close handshake completes when the application only
    * writes. A data message from the peer closes the connection with 1008
-   * (policy violation). `read()` and `reader()` reject after this.
+   * (policy violation). `read()` and `reader()` reject with `ClosedError`
+   * after this.
    *
-   * @param signal stops the background reading when it aborts.
+   * @param options `signal` stops the background reading when it aborts. A
+   * bare `AbortSignal` is still accepted for one release (deprecated).
    * @returns a signal that aborts, with the reason the connection ended,
    * once it has ended.
    */
-  closeRead(signal?: AbortSignal): AbortSignal {
+  closeRead(options?: CloseReadOptions | AbortSignal): AbortSignal {
     if (this.#closeRead !== undefined) return this.#closeRead.signal;
+    const signal = options instanceof AbortSignal ? options : options?.signal;
     const controller = new AbortController();
     this.#closeRead = controller;
-    if (this.#closing.settled) controller.abort(this.#closing.ended);
-    const readAll = async (): Promise<void> => {
-      await this.#readLock.acquire(signal);
-      try {
-        await this.#reader.begin(signal);
-        this.#closing.fail(new ProtocolError(1008, 'data message received after closeRead()'));
-      } catch (err) {
-        this.#readFailed(err, signal);
-      } finally {
-        this.#readLock.release();
-      }
+    if (this.#closing.settled) {
+      controller.abort(this.#closing.ended);
+      return controller.signal;
+    }
+    const receiver = this.#receiver;
+    const stop = (): void => {
+      receiver.refuse = false;
+      receiver.demand--;
     };
-    readAll().catch(() => {});
+    if (signal?.aborted) return controller.signal;
+    receiver.refuse = true;
+    receiver.demand++;
+    signal?.addEventListener('abort', stop, { once: true });
+    controller.signal.addEventListener('abort', () => signal?.removeEventListener('abort', stop), { once: true });
+    // Messages already queued were sent to a connection that reads no more.
+    if (receiver.hasPiece) this.#closing.fail(new ProtocolError(1008, 'data message received after closeRead()'));
+    receiver.pump();
     return controller.signal;
   }
 
   /**
-   * Sets the read limit in bytes for the messages read from now on; -1
-   * removes it. See `ConnOptions.readLimit`.
-   * @throws RangeError unless `n` is a non-negative integer or -1.
+   * Sets the read limit in bytes for the messages read from now on; -1 or
+   * `Infinity` removes it. See `ConnOptions.readLimit`.
+   * @throws RangeError unless `n` is a non-negative integer, -1 or Infinity.
    */
   setReadLimit(n: number): void {
-    this.#reader.limit = checkLimit(n);
+    this.#engine.readLimit = checkLimit(n);
   }
 
   /**
    * Closes the connection with the close handshake (RFC 6455 §7): sends a
    * close frame, waits up to `closeTimeout` (5 s) for the peer's, then up to
-   * as long again for the TCP connection to close, reading and discarding
-   * data meanwhile. Idempotent: later calls return the first call's result.
-   * Never rejects for a slow or vanished peer: it resolves with `closed`.
+   * as long again for the TCP connection to close. Input keeps flowing
+   * meanwhile: messages the peer sent before its close frame can still be
+   * read; those nobody reads are dropped once the receive buffer is full.
+   * Idempotent: later calls return the first call's result. Never rejects
+   * for a slow or vanished peer: it resolves with `closed`.
    *
    * @param code the status code (default 1000); 1000–1003, 1007–1014 or
    * 3000–4999.
@@ -469,24 +475,18 @@ export class Conn {
     return this.#closing.close(code, reason);
   }
 
-  async #discardUntilClose(): Promise<void> {
-    try {
-      for (;;) await this.#readWaiting(undefined);
-    } catch {
-      // The read ends with the peer's close frame, a failure or teardown:
-      // each one settles `closed` by itself.
-    }
-  }
-
-  /** Drops the TCP connection at once, with no close handshake. Idempotent. */
+  /** Drops the TCP connection at once, with no close handshake; unread messages are discarded. Idempotent. */
   closeNow(): void {
+    this.#receiver.clear();
     this.#closing.drop(new ClosedError('connection closed by closeNow()'));
   }
 
-  /** Drops the connection (`closeNow()`) and waits until it is gone, for `await using`. */
+  /**
+   * A graceful `close(1000)`, bounded by `closeTimeout`, for `await using`
+   * (like Python's `async with`); use `closeNow()` for an abrupt end.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
-    this.closeNow();
-    await this.closed;
+    await this.close(1000);
   }
 
   /**
@@ -509,53 +509,28 @@ export class Conn {
     }
   }
 
-  // --- control frames and the close handshake ---
-
-  #onControl(opcode: number, payload: Uint8Array): void {
-    if (opcode === Opcode.Ping) {
+  #onControl(event: ControlEvent): void {
+    const { payload } = event;
+    if (event.kind === 'ping') {
       const answer = this.#options.onPingReceived?.(payload);
-      // RFC 6455 §5.5.2: a pong carries the ping's payload.
-      if (answer !== false && !this.#closing.sent) {
-        this.#writer.send({ fin: true, rsv1: false, opcode: Opcode.Pong, payload });
+      // RFC 6455 §5.5.2: a pong carries the ping's payload; none after our close frame (§5.5.1).
+      if (answer !== false && !this.#engine.closeSent && this.#sender.writable) {
+        this.#sender.transmit(this.#engine.encodeControl(Opcode.Pong, payload));
       }
-    } else if (opcode === Opcode.Pong) {
+    } else {
       this.#options.onPongReceived?.(payload);
       this.#pinger?.pong(payload);
-    } else {
-      this.#closing.received(payload);
     }
-  }
-
-  // --- helpers shared by the public methods ---
-
-  /** Turns a read's failure into what the caller sees, failing the connection if the peer broke the protocol. */
-  #readFailed(err: unknown, signal: AbortSignal | undefined): unknown {
-    if (signal?.aborted && err === signal.reason) return err;
-    if (err instanceof ProtocolError || err instanceof MessageTooBigError) {
-      this.#closing.fail(err);
-    } else if (!(err instanceof CloseError || err instanceof ClosedError)) {
-      this.#closing.fail(new ProtocolError(1011, 'internal error while reading', { cause: err }));
-    }
-    return err;
   }
 
   #assertReadable(): void {
-    if (this.#closeRead !== undefined) throw new Error('read after closeRead(): the connection is write-only');
+    if (this.#closeRead !== undefined) throw new ClosedError('read after closeRead(): the connection is write-only');
   }
 
+  /** Throws unless a data frame may go out now (RFC 6455 §5.5.1: none after our close frame). */
   #assertOpen(): void {
-    const { ended } = this.#closing;
+    const ended = this.#closing.ended;
     if (ended !== undefined) throw new ClosedError(undefined, { cause: ended });
-    if (this.#closing.sent || !this.#socket.writable) throw new ClosedError('the connection is closing');
-  }
-
-  /**
-   * Checks the connection can take a frame, and waits for 'drain' if the
-   * socket is full. Callers check `#assertOpen()` again after awaiting it,
-   * right before they send: RFC 6455 §5.5.1 allows no data after our close.
-   */
-  async #readyToSend(signal: AbortSignal | undefined): Promise<void> {
-    this.#assertOpen();
-    if (this.#socket.writableNeedDrain) await this.#writer.drain(signal);
+    if (this.#engine.closeSent || !this.#sender.writable) throw new ClosedError('the connection is closing');
   }
 }

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { Conn } from '../src/conn.js';
+import { Conn, newConn } from '../src/conn.js';
+import { duplexPair } from '../src/internal/duplex-pair.js';
 import { ClosedError } from '../src/errors.js';
 import { MessageType } from '../src/options.js';
 import { pipe } from '../src/pipe.js';
@@ -17,14 +18,18 @@ after(() => checkLeaks());
 
 describe('connection life', { timeout: 20_000 }, () => {
   it('close() after closeRead() is bounded by closeTimeout when the peer never answers', { timeout: 5000 }, async () => {
-    const [client, server] = pipe({ server: { closeTimeout: 100 } });
+    // The peer is a bare byte pipe that never answers anything.
+    const [silent, socket] = duplexPair();
+    const server = newConn({ socket, client: false, subprotocol: '', extensions: '', options: { closeTimeout: 100 } });
+    silent.resume();
     server.closeRead();
     const started = Date.now();
     const info = await server.close(1000);
     assert.ok(Date.now() - started < 2000, `close() took ${Date.now() - started} ms`);
     assert.equal(info.wasClean, false);
-    await client.closed;
+    silent.destroy();
   });
+
 
   it('close() after closeRead() completes cleanly when the peer answers', { timeout: 5000 }, async () => {
     const [client, server] = pipe();
@@ -117,17 +122,19 @@ describe('what a writer sees when the peer closes', { timeout: 10_000 }, () => {
 describe('nothing follows our close frame', { timeout: 10_000 }, () => {
   it('a write() waiting its turn when close() runs rejects instead of sending after the close frame', { timeout: 5000 }, async () => {
     const [client, server] = pipe({ client: { readLimit: -1 } });
-    const first = server.write(MessageType.Binary, new Uint8Array(64 * 1024));
+    // The client reads nothing yet, so the first write holds the turn until it does.
+    const first = server.write(MessageType.Binary, new Uint8Array(1 << 20));
     const second = server.write(MessageType.Text, 'after').then(
       () => 'sent',
       (err: unknown) => err,
     );
-    await first;
     const closing = server.close(1000);
-    assert.ok((await second) instanceof ClosedError, 'a write that lost the race with close() must not claim it was sent');
     const received = await client.read();
-    assert.equal(received.data.length, 64 * 1024);
+    assert.equal(received.data.length, 1 << 20);
+    await first;
+    assert.ok((await second) instanceof ClosedError, 'a write that lost the race with close() must not claim it was sent');
     await assert.rejects(client.read(), (err: unknown) => closeStatus(err) === 1000);
     await closing;
   });
+
 });

@@ -39,6 +39,12 @@ export class ByteQueue {
     return joined;
   }
 
+  /** Drops everything queued. */
+  clear(): void {
+    this.#chunks = [];
+    this.#length = 0;
+  }
+
   /** Consumes `n` bytes (at most `length`). */
   skip(n: number): void {
     let left = n;

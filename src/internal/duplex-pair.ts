@@ -1,5 +1,8 @@
 import { Duplex } from 'node:stream';
 
+/** The most one read of the pipe delivers, like a TCP socket's read. */
+const segment = 64 * 1024;
+
 /**
  * One end of an in-memory byte pipe. What one end writes, the other reads;
  * a write completes only when the reading end has room, so backpressure
@@ -19,13 +22,20 @@ class PipeEnd extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const peer = this.peer!;
-    if (peer.destroyed) return callback(new Error('the other end of the pipe is gone'));
-    if (peer.push(chunk)) callback();
+    if (peer === undefined || peer.destroyed) return callback(new Error('the other end of the pipe is gone'));
+    // Copies, as the kernel makes them (the writer may reuse its buffer once
+    // the write completed), in segments of at most 64 KiB as TCP delivers them.
+    let room = true;
+    for (let at = 0; at < chunk.length; at += segment) {
+      room = peer.push(Buffer.from(chunk.subarray(at, Math.min(chunk.length, at + segment))));
+    }
+    if (room) callback();
     else peer.#blocked = callback;
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.peer?.push(null);
+    const peer = this.peer;
+    if (peer !== undefined && !peer.destroyed) peer.push(null);
     callback();
   }
 
@@ -42,9 +52,13 @@ class PipeEnd extends Duplex {
     this.#blocked = undefined;
     blocked?.(new Error('the other end of the pipe is gone'));
     if (peer !== undefined && !peer.destroyed) {
+      // Like a closed TCP connection: the other end reads what it already
+      // received, then end-of-stream; its writes fail from now on.
       peer.peer = undefined;
       peer.push(null);
-      peer.destroy();
+      const stuck = peer.#blocked;
+      peer.#blocked = undefined;
+      stuck?.(new Error('the other end of the pipe is gone'));
     }
     callback(error);
   }

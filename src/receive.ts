@@ -1,0 +1,349 @@
+/**
+ * The receive pump of a Conn: the one place that takes bytes from the
+ * transport, feeds the protocol engine and queues what it yields for
+ * `read()`, `reader()`, `closeRead()` and the close handshake alike.
+ *
+ * - Input is bounded: the socket is paused once the engine holds more
+ *   than `highWaterMark` unparsed bytes, and parsing stops once the queued
+ *   messages pass it and nobody waits for them. Bytes then stay in the
+ *   kernel and TCP pushes back on the peer.
+ * - Control frames are answered while input flows (the pump is eager up to
+ *   those bounds), and a pong that cannot be written stops input until the
+ *   socket drains.
+ * - Fair: input is processed in slices of about a millisecond; then the
+ *   pump yields to the event loop (`setImmediate`) before it goes on, so
+ *   one busy connection cannot starve the others.
+ * @module
+ */
+import type { Duplex } from 'node:stream';
+import type { Message } from './options.js';
+import type { CloseEvent, ControlEvent, DataEvent, FailEvent, Protocol } from './protocol/engine.js';
+
+/** Unparsed and queued bytes a connection holds before it stops taking input. */
+export const highWaterMark = 64 * 1024;
+/** What a queued piece costs beyond its bytes, so that a flood of tiny frames is bounded too. */
+const pieceCost = 64;
+/** How long, in ms, one slice of input processing may run before the pump yields. */
+const sliceMs = 1;
+/** The most events one slice handles, whatever the clock says. */
+const sliceEvents = 1024;
+
+/** What the pump hands to its Conn. */
+export interface ReceiveHost {
+  /** A ping or pong arrived. */
+  control(event: ControlEvent): void;
+  /** The peer's close frame arrived; returns the error reads end with. */
+  peerClosed(event: CloseEvent): Error;
+  /** The peer broke the protocol. */
+  failed(event: FailEvent): void;
+  /** A data message arrived while the Conn refuses them (after `closeRead()`). */
+  refused(): void;
+  /** The transport ended with no close frame; returns the error reads end with. */
+  lost(): Error;
+  /** Whether a pong or close reply just written has to wait for 'drain'. */
+  mustDrain(): boolean;
+  /** Calls back once the socket has drained (or is gone). */
+  onDrain(callback: () => void): void;
+}
+
+/** The receive pump and the queue of received data, in pieces. */
+export class Receiver {
+  readonly #socket: Duplex;
+  readonly #engine: Protocol;
+  readonly #host: ReceiveHost;
+  #pieces: DataEvent[] = [];
+  #head = 0;
+  /** Whole messages queued (pieces with `fin`). */
+  #complete = 0;
+  #bytes = 0;
+  /** The type of a message whose first pieces a reader already took (0 when none). */
+  #midType: 0 | 1 | 2 = 0;
+  /** Why no more data will come, once that is known. */
+  #end: Error | undefined;
+  /** The peer's close or a failure, held back until the messages before it are read. */
+  #pending: CloseEvent | FailEvent | undefined;
+  #wake: (() => void) | undefined;
+  #wakeOnPiece = false;
+  #eof = false;
+  #paused = false;
+  #pumping = false;
+  #deferred = false;
+  #blocked = false;
+  #sliceStart = 0;
+  /** Drop messages that arrive while the queue is full and nobody reads (the close handshake sets it). */
+  #discardWhenFull = false;
+  /** The message being dropped. */
+  #dropping = false;
+  /** Data messages are refused (closeRead()). */
+  refuse = false;
+  /** The application reads this connection (it has called a read at least once). */
+  reading = false;
+  /** Something other than a read wants input to keep flowing (the close handshake, closeRead()). */
+  demand = 0;
+
+  constructor(socket: Duplex, engine: Protocol, host: ReceiveHost) {
+    this.#socket = socket;
+    this.#engine = engine;
+    this.#host = host;
+  }
+
+  /** Starts taking input: `head` (bytes that came with the handshake) first, then the socket's. */
+  start(head: Uint8Array | undefined): void {
+    const socket = this.#socket;
+    if (head !== undefined && head.length > 0) this.#engine.receive(head);
+    socket.on('data', (chunk: Buffer) => {
+      this.#engine.receive(chunk);
+      this.#sliceStart = performance.now();
+      this.pump();
+    });
+    socket.on('end', () => {
+      this.#eof = true;
+      this.pump();
+    });
+    // The first slice runs a turn later, so that the application can start
+    // reading before a close that came with the first bytes takes effect (see #handle).
+    this.#defer();
+  }
+
+  /**
+   * Why no more data will come (reads reject with it once the queue is
+   * empty), or undefined. A peer's close or failure that arrived behind
+   * queued messages takes effect only once a reader has taken them (`whole`:
+   * only whole messages count), so the application can still answer them.
+   */
+  ending(whole: boolean): Error | undefined {
+    if (this.#pending !== undefined && !(whole ? this.hasMessage : this.hasPiece)) this.settle();
+    return this.#end;
+  }
+
+  /** Lets a held-back close or failure take effect now (the application closes, or drops the connection). */
+  settle(): void {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (pending !== undefined) this.#terminal(pending);
+  }
+
+  /** Whether a whole message is queued. */
+  get hasMessage(): boolean {
+    return this.#complete > 0;
+  }
+
+  /** Whether any piece is queued. */
+  get hasPiece(): boolean {
+    return this.#head < this.#pieces.length;
+  }
+
+  /** The type of the message at the front of the queue (0 when none). */
+  get frontType(): 0 | 1 | 2 {
+    return this.#midType !== 0 ? this.#midType : (this.#pieces[this.#head]?.type ?? 0);
+  }
+
+  /** Takes the whole message at the front; only when `hasMessage`. */
+  takeMessage(): Message {
+    const type = this.frontType as 1 | 2;
+    const first = this.#shift();
+    this.#midType = 0;
+    this.#complete--;
+    if (first.fin) return { type, data: first.data };
+    const parts = [first.data];
+    let size = first.data.length;
+    for (;;) {
+      const piece = this.#shift();
+      parts.push(piece.data);
+      size += piece.data.length;
+      if (piece.fin) return { type, data: Buffer.concat(parts, size) };
+    }
+  }
+
+  /** Takes the next piece of the message at the front, or undefined when none is queued. */
+  takePiece(): DataEvent | undefined {
+    if (!this.hasPiece) return undefined;
+    const type = this.frontType as 1 | 2;
+    const piece = this.#shift();
+    if (piece.fin) {
+      this.#complete--;
+      this.#midType = 0;
+    } else {
+      this.#midType = type;
+    }
+    return piece;
+  }
+
+  #shift(): DataEvent {
+    const piece = this.#pieces[this.#head]!;
+    this.#pieces[this.#head++] = undefined!;
+    if (this.#head === this.#pieces.length) {
+      this.#pieces = [];
+      this.#head = 0;
+    }
+    this.#bytes -= piece.data.length + pieceCost;
+    return piece;
+  }
+
+  /** Drops everything queued (closeNow()). */
+  clear(): void {
+    this.#pending = undefined;
+    this.#pieces = [];
+    this.#head = 0;
+    this.#complete = 0;
+    this.#bytes = 0;
+    this.#midType = 0;
+  }
+
+  /**
+   * Resolves once something arrived for the waiting reader (a whole message
+   * when `whole`, else any piece) or input ended; rejects with
+   * `signal.reason` on abort. One waiter at a time (reads take turns).
+   */
+  wait(signal: AbortSignal | undefined, whole: boolean): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const promise = new Promise<void>((resolve, reject) => {
+      if (signal === undefined) {
+        this.#wake = resolve;
+        return;
+      }
+      const wake = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        if (this.#wake === wake) this.#wake = undefined;
+        this.#flow();
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#wake = wake;
+    });
+    this.#wakeOnPiece = !whole;
+    this.pump();
+    return promise;
+  }
+
+  /** Ends the read side with `error` (the first reason wins) and wakes the reader. */
+  finish(error: Error): void {
+    this.#end ??= error;
+    this.#wakeReader();
+  }
+
+  /** Once the close handshake began, messages nobody reads are dropped when the queue is full, so the peer's close frame is found. */
+  discardWhenFull(): void {
+    this.#discardWhenFull = true;
+    this.pump();
+  }
+
+  /** Runs the engine over the input while someone wants it and the bounds allow. */
+  pump(): void {
+    if (this.#pumping || this.#blocked) return;
+    if (this.#deferred) return this.#flow();
+    this.#pumping = true;
+    try {
+      this.#slice();
+    } finally {
+      this.#pumping = false;
+    }
+    this.#flow();
+  }
+
+  #slice(): void {
+    const engine = this.#engine;
+    let count = 0;
+    while (this.#eof || !this.#full()) {
+      const event = engine.next();
+      if (event === undefined) break;
+      this.#handle(event);
+      if (this.#blocked) return;
+      // Check the clock now and then, and after any costly event.
+      if ((++count & 31) === 0 || (event.kind === 'data' && event.data.length > 16384)) {
+        const spent = count >= sliceEvents || performance.now() - this.#sliceStart > sliceMs;
+        if (spent && !this.#eof) return this.#defer();
+      }
+    }
+    if (this.#eof && this.#end === undefined && this.#pending === undefined) this.finish(this.#host.lost());
+  }
+
+  /** Whether the queue is over its bound with nobody waiting for what it holds. */
+  #full(): boolean {
+    if (this.#bytes < highWaterMark) return false;
+    return this.#wake === undefined && this.demand === 0;
+  }
+
+  #defer(): void {
+    this.#deferred = true;
+    setImmediate(() => {
+      this.#deferred = false;
+      this.#sliceStart = performance.now();
+      this.pump();
+    });
+  }
+
+  #handle(event: DataEvent | ControlEvent | CloseEvent | FailEvent): void {
+    switch (event.kind) {
+      case 'data':
+        return this.#data(event);
+      case 'ping':
+      case 'pong':
+        this.#host.control(event);
+        return this.#afterReply();
+      case 'close':
+      case 'fail':
+        // An application that reads gets the messages that came first before the
+        // close takes effect, so it can still answer them. Once our own close frame
+        // is out, or when nobody reads, it takes effect at once (the messages stay readable).
+        if (!this.hasPiece || !this.reading || (event.kind === 'close' && this.#engine.closeSent)) {
+          return this.#terminal(event);
+        }
+        this.#pending = event;
+        return this.#wakeReader();
+    }
+  }
+
+  #terminal(event: CloseEvent | FailEvent): void {
+    if (event.kind === 'close') {
+      this.finish(this.#host.peerClosed(event));
+      this.#afterReply();
+    } else {
+      this.#host.failed(event);
+      this.finish(event.error);
+    }
+  }
+
+  #data(event: DataEvent): void {
+    if (this.refuse) return this.#host.refused();
+    if (event.start) {
+      this.#dropping = this.#discardWhenFull && this.#bytes >= highWaterMark && this.#wake === undefined;
+    }
+    if (this.#dropping) return;
+    this.#pieces.push(event);
+    this.#bytes += event.data.length + pieceCost;
+    if (event.fin) this.#complete++;
+    if (event.fin || this.#wakeOnPiece) this.#wakeReader();
+  }
+
+  /** A pong that cannot be written stops input until the socket drains (RFC 6455 §5.5.2 without unbounded buffering). */
+  #afterReply(): void {
+    if (!this.#host.mustDrain()) return;
+    this.#blocked = true;
+    this.#host.onDrain(() => {
+      this.#blocked = false;
+      this.pump();
+    });
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Pauses the socket while the engine holds a full buffer of unparsed bytes; resumes it otherwise. */
+  #flow(): void {
+    const full = this.#engine.buffered >= highWaterMark || this.#blocked;
+    if (full && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    } else if (!full && this.#paused) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+}
