@@ -3,8 +3,9 @@
  * hand-driven peer (test/helpers/raw.ts) to a wsconn Conn running an echo
  * loop, and what that peer must receive back: echoed messages, pongs, the
  * close frame with its code, then the end of the TCP connection. Every
- * table runs twice: wsconn as the server (accept()) and as the client
- * (dial()).
+ * table runs four times: wsconn as the server (accept()) and as the client
+ * (dial()), then the pure protocol engine in both roles (engine.ts), with
+ * the same bytes and the same expectations.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -18,6 +19,7 @@ import type { CloseInfo, Conn, ConnOptions } from '../../src/conn.js';
 import { dial } from '../../src/dial.js';
 import { deferred, type Deferred } from '../../src/internal/deferred.js';
 import { leakCheck } from '../helpers/leak.js';
+import { engineSkip, runEngineCase } from './engine.js';
 import {
   bytesOf,
   concat,
@@ -137,7 +139,11 @@ class ServerRole implements Endpoint {
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const next = this.#waiting.shift();
       if (next === undefined) return void socket.destroy();
-      accept(req, socket, head, next.options).then(next.conn.resolve, next.conn.reject);
+      // The application reads from the moment accept() resolves, as a real handler does.
+      accept(req, socket, head, next.options).then((conn) => {
+        void echo(conn);
+        next.conn.resolve(conn);
+      }, next.conn.reject);
     });
     this.#server.listen(0, '127.0.0.1');
     await once(this.#server, 'listening');
@@ -162,7 +168,6 @@ class ServerRole implements Endpoint {
     assert.equal(headerOf(head, 'sec-websocket-accept'), sampleAccept);
     const peer = new RawPeer(socket, true, rest, early);
     const c = await conn.promise;
-    void echo(c);
     return { peer, conn: c, handshake: head };
   }
 }
@@ -273,8 +278,9 @@ export const conformanceRoles: readonly Role[] = roles;
 
 /**
  * Registers `cases` as tests, once with wsconn as the server and once as
- * the client, and a leak check for the file. `negotiation` sets up the
- * opening handshake (extensions) for every case.
+ * the client, then once more per role against the bare protocol engine,
+ * and a leak check for the file. `negotiation` sets up the opening
+ * handshake (extensions) for every case.
  */
 export function conformance(group: string, cases: readonly Case[], negotiation: Negotiation = {}): void {
   const checkLeaks = leakCheck();
@@ -288,6 +294,16 @@ export function conformance(group: string, cases: readonly Case[], negotiation: 
         if (c.only !== undefined && c.only !== role) continue;
         const options = c.todo === undefined ? { timeout: 5000 } : { timeout: 5000, todo: c.todo };
         it(c.name, options, () => runCase(endpoint, c));
+      }
+    });
+  }
+  for (const role of roles) {
+    describe(`${group}: the protocol engine as the ${role}`, { timeout: 60_000 }, () => {
+      for (const c of cases) {
+        if (c.only !== undefined && c.only !== role) continue;
+        const skip = engineSkip(c);
+        const options = { timeout: 5000, ...(skip === undefined ? {} : { skip }), ...(c.todo === undefined ? {} : { todo: c.todo }) };
+        it(c.name, options, () => runEngineCase(role, c, negotiation));
       }
     });
   }
