@@ -41,8 +41,8 @@ export interface WriteOptions extends SignalOptions {
 /** Options of a connection, accepted by both `accept()` and `dial()`. */
 export interface ConnOptions {
   /**
-   * The largest message `read()` or `reader()` will take, in bytes; -1 for
-   * no limit. Default 32 KiB (`defaultReadLimit`). A bigger message closes
+   * The largest message `read()` or `reader()` will take, in bytes; -1 or
+   * `Infinity` for no limit. Default 32 KiB (`defaultReadLimit`). A bigger message closes
    * the connection with 1009 and rejects the read with `MessageTooBigError`.
    */
   readLimit?: number;
@@ -68,9 +68,9 @@ export interface ConnOptions {
   /**
    * Dead-peer detection: every `interval` ms a ping is sent, and if its pong
    * has not arrived `timeout` ms later the connection is dropped (`closed`
-   * then reports 1006 with a `ClosedError` saying so). Pongs are only seen
-   * while a read is pending or `closeRead()` runs, so use it on
-   * connections that are being read. Off by default.
+   * then reports 1006 with a `ClosedError` saying so). Pongs are seen while
+   * input flows: a connection whose unread messages fill its receive
+   * buffer (64 KiB) sees none until it reads. Off by default.
    */
   keepalive?: { interval: number; timeout: number };
 }
@@ -85,8 +85,10 @@ export const defaultReadLimit = 32 * 1024;
 
 /** The read limit for a `readLimit` value: -1 means none. */
 export function checkLimit(n: number): number {
-  if (n === -1) return Infinity;
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`read limit must be a non-negative integer or -1, got ${n}`);
+  if (n === -1 || n === Infinity) return Infinity;
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(`read limit must be a non-negative integer, -1 or Infinity, got ${n}`);
+  }
   return n;
 }
 

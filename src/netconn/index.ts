@@ -71,16 +71,18 @@ export interface NetConn extends Duplex {
  *   WebSocket has no half-open state: the peer answers a close frame with
  *   its own and can send nothing after it, so the peer reads end-of-stream
  *   and its side ends too. Data the peer sent before seeing our close is
- *   delivered while our consumer keeps reading, and discarded otherwise.
+ *   delivered (see "Keep reading").
  *   For the same reason the stream is created with `allowHalfOpen: false`,
  *   as a `net.Socket` is by default: when the readable side ends, the
  *   writable side ends too.
- * - **Keep reading.** As everywhere in wsconn, the Conn sees pings and the
- *   peer's close only while it reads, and a netConn reads only while its
- *   consumer wants data. A consumer that stops reading leaves pings
- *   unanswered; one stopped in the middle of a message also holds up the
- *   close handshake of `end()` until it reads on (or the Conn's
- *   `closeTimeout` passes).
+ * - **Keep reading.** The Conn answers pings and the peer's close while
+ *   input flows, up to its receive buffer (64 KiB of unparsed bytes and
+ *   64 KiB of unread messages). A consumer that stops reading lets that
+ *   buffer fill; then TCP pushes back and pings wait until it reads on.
+ *   After `end()` the peer's data keeps arriving until its close frame:
+ *   what it sent before seeing our close is all delivered, in order, while
+ *   the consumer reads (what nobody reads once the buffer is full is
+ *   dropped, so that the close handshake can finish).
  * - **`destroy()` drops the connection at once** (`conn.closeNow()`): the
  *   peer sees it end without a close frame (code 1006), as it would see a TCP
  *   reset. It leaves alone a close handshake the Conn is already running

@@ -75,7 +75,7 @@ const payloadStage = 1;
  * import { Protocol } from 'wsconn/protocol';
  * const server = new Protocol({ client: false });
  * // A masked "Hi" from a client (RFC 6455 §5.7), then a ping.
- * server.receive(Uint8Array.of(0x81, 0x82, 1, 2, 3, 4, 0x49, 0x6b, 0x89, 0x80));
+ * server.receive(Uint8Array.of(0x81, 0x82, 1, 2, 3, 4, 0x49, 0x6b, 0x89, 0x80, 0, 0, 0, 0));
  * console.log(server.next()); // { kind: 'data', type: 1, data: 'Hi' as bytes, start: true, fin: true }
  * console.log(server.next()); // { kind: 'ping', payload: empty }
  * const pong = server.encodeControl(0xa, new Uint8Array(0)); // bytes to write: 8a 00
