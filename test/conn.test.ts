@@ -597,7 +597,7 @@ for (const setup of setups) {
 
       it('setReadLimit() refuses anything but a non-negative integer or -1', { timeout: 5000 }, async () => {
         const { local } = await setup.open();
-        for (const bad of [-2, 1.5, Number.NaN, Infinity]) assert.throws(() => local.setReadLimit(bad), RangeError, String(bad));
+        for (const bad of [-2, 1.5, Number.NaN, -Infinity]) assert.throws(() => local.setReadLimit(bad), RangeError, String(bad));
       });
     });
 

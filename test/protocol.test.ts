@@ -6,6 +6,7 @@
 // code with wsconn.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { after, describe, it } from 'node:test';
 import type { DeflateParams } from '../src/compress.js';
 import { ClosedError, MessageTooBigError, ProtocolError } from '../src/errors.js';
@@ -682,6 +683,26 @@ for (const role of roles) {
       );
       frames.splice(3, 0, ping('mid'));
       assert.deepEqual(messages(events(p, fromPeer(role, frames))), [JSON.stringify({ kind: 'ping', payload: toHex(bytesOf('mid')) }), `text ${toHex(bytesOf('Hello'))}`]);
+    });
+
+    it('goes on through a compressed fragment whose payload arrived in several pieces (none of it reported)', { timeout: 1000 }, () => {
+      // Regression: next() returned undefined after consuming such a piece, so a
+      // caller that stops at undefined stalled with the rest of the input unread.
+      const p = engine(role, { deflate: takeover });
+      const plain = Uint8Array.from({ length: 20_000 }, (_, i) => (i * 2654435761) >>> 24);
+      const deflated = deflateRawSync(plain, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+      const body = deflated.subarray(0, deflated.length - 4); // RFC 7692 §7.2.1: without 00 00 ff ff
+      const first = fromPeer(role, [binary(body.subarray(0, 100), { rsv1: true, fin: false })]);
+      const rest = fromPeer(role, [cont(body.subarray(100))]);
+      const cut = rest.length >> 1;
+      p.receive(first.slice());
+      p.receive(rest.slice(0, cut));
+      p.receive(rest.slice(cut));
+      const got: ProtocolEvent[] = [];
+      for (let event = p.next(); event !== undefined; event = p.next()) got.push(event);
+      const joined = Buffer.concat(got.filter((e) => e.kind === 'data').map((e) => e.data));
+      assert.ok(got.at(-1)?.kind === 'data' && got.at(-1)?.fin === true, `the message did not end: ${JSON.stringify(got.map(seen))}`);
+      assert.ok(joined.equals(plain), 'the message came out different');
     });
 
     it('fails with 1002 on the first byte of a continuation frame with RSV1 (§6.1)', { timeout: 1000 }, () => {

@@ -185,7 +185,9 @@ export class Protocol {
         if (this.#stage === headerStage && !this.#readHeader()) return undefined;
         if ((this.#opcode & 0x8) !== 0) return this.#controlFrame();
         const event = this.#dataPiece();
-        if (event !== undefined || this.#remaining > 0) return event;
+        if (event !== undefined) return event;
+        // A piece that gave nothing to report (compressed bytes, an empty fragment): go on while bytes remain.
+        if (this.#remaining > 0 && this.#input.length === 0) return undefined;
       }
     } catch (err) {
       if (err instanceof ProtocolError || err instanceof MessageTooBigError) return this.#failed(err);
