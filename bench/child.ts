@@ -8,7 +8,7 @@ import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ImplName, ServerMode } from './adapters/types.js';
-import type { ChildConfig, ChildMessage, MemorySample, Stats } from './ipc.js';
+import type { ChildConfig, ChildMessage, MemorySample, StallSample, Stats } from './ipc.js';
 
 const entry = fileURLToPath(new URL('./server.ts', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -88,6 +88,11 @@ export class ServerProcess {
     return this.#request('memory') as Promise<MemorySample>;
   }
 
+  /** The child's longest event-loop stall since the last call (see `StallSample`); starts a new window. */
+  stall(): Promise<StallSample> {
+    return this.#request('stall') as Promise<StallSample>;
+  }
+
   /** Asks the child to close its server and exit; kills it after `graceMs`. */
   async stop(graceMs = 2000): Promise<void> {
     const child = this.#child;
@@ -99,7 +104,7 @@ export class ServerProcess {
     clearTimeout(timer);
   }
 
-  #request(cmd: 'stats' | 'memory', timeoutMs = 10_000): Promise<unknown> {
+  #request(cmd: 'stats' | 'memory' | 'stall', timeoutMs = 10_000): Promise<unknown> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {

@@ -13,7 +13,15 @@ export interface ChildConfig {
 /** A request from the parent; the child answers with the same `id`. */
 export interface Request {
   id: number;
-  cmd: 'stats' | 'memory' | 'close';
+  cmd: 'stats' | 'memory' | 'stall' | 'close';
+}
+
+/**
+ * The longest the child's event loop was blocked since the last 'stall'
+ * request (`perf_hooks.monitorEventLoopDelay`, 1 ms resolution), in ms.
+ */
+export interface StallSample {
+  maxMs: number;
 }
 
 /**
@@ -39,4 +47,4 @@ export interface MemorySample {
 export type ChildMessage =
   | { type: 'ready'; port: number; info: Record<string, string> }
   | { type: 'failed'; error: string }
-  | { type: 'reply'; id: number; result: Stats | MemorySample | null };
+  | { type: 'reply'; id: number; result: Stats | MemorySample | StallSample | null };

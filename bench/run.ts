@@ -3,9 +3,10 @@
  * side. Servers run in child processes, clients here. See bench/README.md.
  *
  * Environment: BENCH_SECONDS (measured seconds per implementation and case,
- * default 2.5), BENCH_ROUNDS (default 10), BENCH_PIN (same | split | none,
- * default same), BENCH_SCENARIOS (e.g. "echo,memory"), BENCH_IMPLS
- * (e.g. "ws,net").
+ * default 2.5, 1 with `--quick`), BENCH_ROUNDS (default 10, 5 with
+ * `--quick`), BENCH_PIN (split | same | none, default split: servers on
+ * CPU 0, clients on CPU 1), BENCH_SCENARIOS (e.g. "echo,memory"),
+ * BENCH_IMPLS (e.g. "ws,net"), BENCH_ECHO_SIZES (e.g. "60K,64K,68K").
  * @module
  */
 import os from 'node:os';
@@ -29,20 +30,27 @@ function list(name: string, all: readonly string[]): string[] {
   return picked;
 }
 
+/** `--quick`: a shorter run (about 2.5 min) for a first look. */
+const quick = process.argv.includes('--quick');
+
 function windowFromEnv(): Window {
-  const seconds = Number(process.env['BENCH_SECONDS'] ?? '2.5');
-  const rounds = Number(process.env['BENCH_ROUNDS'] ?? '10');
+  const seconds = Number(process.env['BENCH_SECONDS'] ?? (quick ? '1' : '2.5'));
+  const rounds = Number(process.env['BENCH_ROUNDS'] ?? (quick ? '5' : '10'));
   if (!(seconds > 0)) throw new Error('BENCH_SECONDS must be a positive number');
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('BENCH_ROUNDS must be a positive integer');
   return { warmup: Math.max(0.3, seconds / 5), seconds, rounds };
 }
 
-/** Pins this process's main thread and says where the server children go. */
+/**
+ * Pins this process's main thread (where the clients run) and says where
+ * the server children go: by default servers on CPU 0 and clients on CPU 1,
+ * so that neither end's work waits for the other's.
+ */
 function placementFromEnv(): Placement {
-  const mode = process.env['BENCH_PIN'] ?? 'same';
+  const mode = process.env['BENCH_PIN'] ?? 'split';
   if (mode === 'none') return undefined;
-  if (mode !== 'same' && mode !== 'split') throw new Error('BENCH_PIN must be same, split or none');
-  const placement = { parent: 0, child: mode === 'same' ? 0 : 1 };
+  if (mode !== 'same' && mode !== 'split') throw new Error('BENCH_PIN must be split, same or none');
+  const placement = { parent: mode === 'same' ? 0 : 1, child: 0 };
   try {
     pin(process.pid, placement.parent);
     return placement;
@@ -55,7 +63,7 @@ function placementFromEnv(): Placement {
 function describePlacement(placement: Placement): string {
   if (placement === undefined) return 'unpinned';
   if (placement.parent === placement.child) return `client and server main threads both on CPU ${placement.child}`;
-  return `client main thread on CPU ${placement.parent}, server main thread on CPU ${placement.child}`;
+  return `server main threads on CPU ${placement.child}, client main thread on CPU ${placement.parent}`;
 }
 
 /** Loads the adapters that load; prints why the others did not. */
@@ -88,10 +96,11 @@ async function main(): Promise<void> {
   const window = windowFromEnv();
   const impls = list('BENCH_IMPLS', implNames) as ImplName[];
   const ids = list('BENCH_SCENARIOS', Object.keys(scenarios));
-  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`);
-  const [load] = os.loadavg();
-  if (load !== undefined && load > 1) {
-    console.log(`!! load average ${load.toFixed(2)} before start: other processes compete for the CPUs; expect noise`);
+  console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}${quick ? ', --quick' : ''}`);
+  const load = os.loadavg();
+  console.log(`load average ${load.map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min) at start`);
+  if ((load[0] ?? 0) > 0.5) {
+    console.log('!! other processes compete for the CPUs: absolute numbers are noisy, trust the ratios of one run');
   }
   const placement = placementFromEnv();
   console.log(
@@ -100,16 +109,19 @@ async function main(): Promise<void> {
   );
   console.log(`servers in child processes; ${describePlacement(placement)}\n`);
   const adapters = await loadAdapters(impls);
+  const masking = adapters.find((a) => a.name === 'ws')?.info()['masking'];
+  if (masking !== undefined) console.log(`ws masks with: ${masking}${masking.startsWith('bufferutil') ? '' : '  !! not the native addon'}\n`);
   const runner = new Runner(window, adapters, placement);
   const tables: Table[] = [];
   for (const id of ids) {
     const scenario = scenarios[id];
     if (scenario === undefined) continue;
-    const table = await scenario(runner);
+    const table = await scenario(runner, { quick });
     tables.push(table);
     console.log(`\n${formatTable(table, impls)}\n`);
   }
   printInfo(adapters, runner);
+  console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min) at the end`);
   console.log(`\nresults: ${await writeJson(tables, window, runner.info)}`);
   const failed = tables.some((t) => t.rows.some((r) => Object.values(r.cells).some((c) => c.error !== undefined)));
   if (failed || adapters.length < impls.length) process.exitCode = 1;

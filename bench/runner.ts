@@ -70,21 +70,37 @@ export interface Workload {
 /** Where the processes run (see README: "CPU placement"). */
 export type Placement = { parent: number; child: number } | undefined;
 
+/**
+ * Who talks to whom in a case: by default each implementation to itself;
+ * `client` or `server` fixes one end to that implementation for every lane
+ * (e.g. a `ws` client against each server, to see the server side alone).
+ */
+export interface Pairing {
+  client?: ImplName;
+  server?: ImplName;
+}
+
 /** One implementation's live state during a case. */
 class Lane {
   readonly adapter: Adapter;
+  /** The adapter whose client connects (the lane's own unless the pairing fixes it). */
+  readonly clientAdapter: Adapter;
+  /** The implementation whose server runs. */
+  readonly serverImpl: ImplName;
   readonly clients = new Set<BenchClient>();
   readonly rounds: Round[] = [];
   server: ServerProcess | undefined;
   workload: Workload | undefined;
   error: string | undefined;
 
-  constructor(adapter: Adapter) {
+  constructor(adapter: Adapter, clientAdapter = adapter, serverImpl: ImplName = adapter.name) {
     this.adapter = adapter;
+    this.clientAdapter = clientAdapter;
+    this.serverImpl = serverImpl;
   }
 
   context(server: ServerProcess, mode: ServerMode): CaseContext {
-    const connect = (): Promise<BenchClient> => track(this.adapter, server, this.clients, mode.compression);
+    const connect = (): Promise<BenchClient> => track(this.clientAdapter, server, this.clients, mode.compression);
     return { adapter: this.adapter, server, connect };
   }
 
@@ -136,14 +152,15 @@ export class Runner {
     mode: ServerMode,
     setup: (ctx: CaseContext) => Promise<Workload>,
     toCell: (sample: Sample) => Cell,
+    pairing: Pairing = {},
   ): Promise<Cells> {
     const t0 = performance.now();
     const { warmup, seconds, rounds } = this.window;
     const roundSeconds = seconds / rounds;
-    const lanes = this.adapters.map((adapter) => new Lane(adapter));
+    const lanes = this.#lanes(pairing);
     for (const lane of lanes) {
       await this.#step(lane, 'setup', async () => {
-        lane.server = await this.#start(lane.adapter, mode);
+        lane.server = await this.#start(lane.serverImpl, mode);
         lane.workload = await setup(lane.context(lane.server, mode));
         await lane.workload.measure(warmup);
       }, warmup * 1000 + 10_000);
@@ -179,7 +196,7 @@ export class Runner {
       const lane = new Lane(adapter);
       let cell: Cell = {};
       await this.#step(lane, 'run', async () => {
-        lane.server = await this.#start(adapter, mode);
+        lane.server = await this.#start(adapter.name, mode);
         cell = await body(lane.context(lane.server, mode));
         const note = await serverNote(lane.server);
         if (note !== undefined) cell = { ...cell, note };
@@ -191,9 +208,16 @@ export class Runner {
     return cells;
   }
 
-  async #start(adapter: Adapter, mode: ServerMode): Promise<ServerProcess> {
-    const server = await ServerProcess.start(adapter.name, mode, this.placement?.child);
-    this.info.set(adapter.name, server.info);
+  /** A lane per adapter, paired as asked; lanes whose fixed end is not loaded are left out. */
+  #lanes(pairing: Pairing): Lane[] {
+    const client = this.adapters.find((a) => a.name === pairing.client);
+    if (pairing.client !== undefined && client === undefined) return [];
+    return this.adapters.map((adapter) => new Lane(adapter, client ?? adapter, pairing.server ?? adapter.name));
+  }
+
+  async #start(impl: ImplName, mode: ServerMode): Promise<ServerProcess> {
+    const server = await ServerProcess.start(impl, mode, this.placement?.child);
+    this.info.set(impl, server.info);
     return server;
   }
 

@@ -4,10 +4,11 @@
  * when told to or when the parent goes away.
  * @module
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { loadAdapter } from './adapters/index.js';
 import type { BenchServer, ServerCounters } from './adapters/types.js';
-import type { ChildConfig, ChildMessage, MemorySample, Request, Stats } from './ipc.js';
+import type { ChildConfig, ChildMessage, MemorySample, Request, StallSample, Stats } from './ipc.js';
 
 function send(message: ChildMessage): void {
   process.send?.(message);
@@ -41,9 +42,15 @@ async function main(): Promise<void> {
   const counters: ServerCounters = { open: 0, accepted: 0, messagesIn: 0, bytesIn: 0, errors: 0, lastError: '' };
   const adapter = await loadAdapter(config.impl);
   const server = await adapter.listen(config.mode, counters);
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
   process.on('message', (request: Request) => {
-    const reply = (result: Stats | MemorySample | null): void => send({ type: 'reply', id: request.id, result });
+    const reply = (result: Stats | MemorySample | StallSample | null): void => send({ type: 'reply', id: request.id, result });
     if (request.cmd === 'stats') reply(stats(counters, server));
+    else if (request.cmd === 'stall') {
+      reply({ maxMs: delay.max / 1e6 });
+      delay.reset();
+    }
     else if (request.cmd === 'memory') void memory().then(reply, (err: unknown) => send({ type: 'failed', error: String(err) }));
     else void server.close().then(() => process.exit(0));
   });

@@ -1,24 +1,22 @@
 /**
- * The client side of the opening handshake (RFC 6455 §4.1), sent through an
- * undici `Dispatcher` so that proxies, TLS settings and connection limits
- * configured there apply to WebSockets too.
- *
- * It uses `dispatcher.dispatch()` with its own handler rather than undici's
- * `upgrade()`, which hides the status, headers and body of a refused
- * upgrade. The handler speaks both handler interfaces: the controller-based
- * one of undici 7 and 8 and the older callbacks of undici 6, which Node 20's
- * built-in `fetch` installs as the global dispatcher when it runs first.
+ * The client side of the opening handshake (RFC 6455 §4.1): the options,
+ * the request and the choice of the path that carries it, an undici
+ * `Dispatcher` (`internal/upgrade-undici.ts`) or dial's own connection
+ * (`internal/upgrade-direct.ts`). Both report into one `Attempt`
+ * (`internal/upgrade-attempt.ts`), which checks the answer and settles.
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import { getGlobalDispatcher, type Dispatcher } from 'undici';
-import { clientOffer, CompressionMode, parseClientResponse, type DeflateParams } from './compress.js';
-import { newConn, type Conn, type ConnOptions } from './conn.js';
+import { clientOffer, CompressionMode } from './compress.js';
+import type { Conn, ConnOptions } from './conn.js';
 import { checkConnOptions } from './options.js';
-import { HandshakeError } from './errors.js';
-import { acceptKey, hasToken, isToken } from './handshake.js';
-import { deferred, type Deferred } from './internal/deferred.js';
+import { isToken } from './handshake.js';
+import { deferred } from './internal/deferred.js';
+import { Attempt, type Offer } from './internal/upgrade-attempt.js';
+import { upgradeDirect } from './internal/upgrade-direct.js';
+import type { UpgradeRequest } from './internal/upgrade-request.js';
+import { upgradeThrough } from './internal/upgrade-undici.js';
 
 /** Options of {@link dial}: the handshake's own, plus those of the Conn. */
 export interface DialOptions extends ConnOptions {
@@ -42,7 +40,12 @@ export interface DialOptions extends ConnOptions {
    * ignored the offer.
    */
   subprotocols?: string[];
-  /** The undici dispatcher to send the request through. Default: undici's `getGlobalDispatcher()`. */
+  /**
+   * The undici dispatcher to send the request through (a proxy agent, TLS
+   * settings, a mock). Without one, dial uses the global dispatcher if the
+   * application installed one with `setGlobalDispatcher()`, and otherwise
+   * opens the connection itself (see {@link dial}).
+   */
   dispatcher?: Dispatcher;
   /**
    * The most time, in ms, the whole handshake may take (connecting,
@@ -65,19 +68,17 @@ export interface DialOptions extends ConnOptions {
 /** How long a handshake may take by default, in ms. */
 const defaultHandshakeTimeout = 30_000;
 
-/** How much of a refused upgrade's body `HandshakeError.body` keeps, in bytes. */
-const maxBodyBytes = 1024;
-
 /** The largest delay `setTimeout` honours (a larger one fires at once). */
 const maxTimerDelay = 2 ** 31 - 1;
 
-/** Dispatcher origins for the schemes dial accepts (RFC 6455 §3: ws and wss ride on http and https). */
-const httpScheme = new Map([
-  ['ws:', 'http:'],
-  ['wss:', 'https:'],
-  ['http:', 'http:'],
-  ['https:', 'https:'],
-]);
+/** The schemes dial accepts (RFC 6455 §3: ws and wss ride on http and https). */
+const schemes = new Set(['ws:', 'wss:', 'http:', 'https:']);
+
+/**
+ * The global dispatcher as it was when this module loaded: undici's own
+ * default `Agent` unless the application had installed another by then.
+ */
+const initialGlobalDispatcher = getGlobalDispatcher();
 
 /** Request headers that dial writes itself, or that would break the upgrade. */
 const reservedHeaders = new Set([
@@ -94,26 +95,17 @@ const reservedHeaders = new Set([
   'expect',
 ]);
 
-/** What the handler needs to know about the request it answers for. */
-interface Offer {
-  /** The `Sec-WebSocket-Key` sent. */
-  key: string;
-  /** The subprotocols offered. */
-  subprotocols: readonly string[];
-  /** What permessage-deflate use was offered. */
-  compression: CompressionMode;
-  /** The URL without credentials or query, for error messages. */
-  where: string;
-  /** Options for the Conn. */
-  connOptions: ConnOptions;
-}
-
 /**
  * Opens a WebSocket connection to `url` (`ws:`, `wss:`, `http:` or
  * `https:`) and resolves once the server has accepted it.
  *
- * The upgrade request goes through an undici `Dispatcher` (the global one
- * unless `opts.dispatcher` is given). The server's `101` response is checked
+ * The upgrade request goes through an undici `Dispatcher` when
+ * `opts.dispatcher` is given or the application installed a global one
+ * with undici's `setGlobalDispatcher()` (so proxies, TLS settings and mocks
+ * configured there apply). Otherwise, when the global dispatcher is still
+ * undici's default `Agent`, dial opens the TCP or TLS connection itself and
+ * writes the same request: no undici pool or request objects, about half
+ * the client CPU per handshake. The two paths fail alike. The server's `101` response is checked
  * as RFC 6455 §4.1 requires: `Upgrade: websocket`, `Connection: Upgrade`,
  * the `Sec-WebSocket-Accept` that matches our key, a subprotocol we offered
  * (or none) and no extensions. Bytes the server sent right after its
@@ -162,14 +154,47 @@ export async function dial(url: string | URL, opts: DialOptions = {}): Promise<C
   signal?.throwIfAborted();
   const where = `${target.origin}${target.pathname}`;
   const offer: Offer = { key, subprotocols, compression, where, connOptions: connOptionsOf(opts) };
-  const request: Dispatcher.DispatchOptions = {
-    origin: `${httpScheme.get(target.protocol)}//${target.host}`,
-    path: `${target.pathname}${target.search}`,
-    method: 'GET',
-    headers,
-    upgrade: 'websocket',
-  };
-  return handshake(dispatcher ?? getGlobalDispatcher(), request, offer, signal, timeout);
+  const request: UpgradeRequest = { target, headers };
+  const through = dispatcher ?? configuredGlobalDispatcher();
+  const start = through === undefined
+    ? (attempt: Attempt) => upgradeDirect(request, attempt)
+    : (attempt: Attempt) => upgradeThrough(through, request, attempt);
+  return handshake(start, offer, signal, timeout);
+}
+
+/**
+ * The global dispatcher if the application configured one: anything but
+ * the plain undici `Agent` that was global when this module loaded.
+ */
+function configuredGlobalDispatcher(): Dispatcher | undefined {
+  const global = getGlobalDispatcher();
+  // Node's bundled undici (installed by a fetch() before undici loaded) has its own Agent class.
+  const plainAgent = global.constructor.name === 'Agent';
+  return global === initialGlobalDispatcher && plainAgent ? undefined : global;
+}
+
+/** Starts the handshake and settles with the Conn or the failure, whichever comes first; cleans up after itself. */
+function handshake(
+  start: (attempt: Attempt) => void,
+  offer: Offer,
+  signal: AbortSignal | undefined,
+  timeoutMs: number,
+): Promise<Conn> {
+  const result = deferred<Conn>();
+  let timer: NodeJS.Timeout | undefined;
+  const onAbort = (): void => attempt.cancel(signal?.reason);
+  const attempt = new Attempt(offer, result, () => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  });
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (timeoutMs !== Infinity) timer = setTimeout(() => attempt.timeOut(timeoutMs), timeoutMs);
+  try {
+    start(attempt);
+  } catch (err) {
+    attempt.error(err instanceof Error ? err : new Error(String(err)));
+  }
+  return result.promise;
 }
 
 /** The Conn's options out of dial's, so the Conn holds no reference to the signal, dispatcher or headers. */
@@ -186,7 +211,7 @@ function parseTarget(url: string | URL): URL {
   } catch (err) {
     throw new TypeError(`dial: invalid URL ${JSON.stringify(String(url))}`, { cause: err });
   }
-  if (!httpScheme.has(target.protocol)) {
+  if (!schemes.has(target.protocol)) {
     throw new TypeError(`dial: unsupported URL scheme ${JSON.stringify(target.protocol)}; use ws:, wss:, http: or https:`);
   }
   // RFC 6455 §3: fragment identifiers are meaningless here and must not be used.
@@ -222,14 +247,14 @@ function checkCompression(mode: string): CompressionMode {
   return mode as CompressionMode;
 }
 
-/** The request's headers, flattened as undici takes them; throws TypeError for invalid or reserved ones. */
+/** The request's header fields (lower-case names); throws TypeError for invalid or reserved ones. */
 function requestHeaders(
   opts: DialOptions,
   target: URL,
   key: string,
   subprotocols: readonly string[],
   compression: CompressionMode,
-): string[] {
+): Array<[string, string]> {
   const headers = new Headers(opts.headers);
   for (const name of headers.keys()) {
     if (reservedHeaders.has(name)) throw new TypeError(`dial: the ${name} header is set by dial and cannot be given`);
@@ -244,305 +269,6 @@ function requestHeaders(
   if (subprotocols.length > 0) headers.set('sec-websocket-protocol', subprotocols.join(', '));
   const extensions = clientOffer(compression);
   if (extensions !== '') headers.set('sec-websocket-extensions', extensions);
-  return [...headers].flat();
+  return [...headers];
 }
 
-/** Sends the request and settles with the Conn or the failure, whichever comes first; cleans up after itself. */
-function handshake(
-  dispatcher: Dispatcher,
-  request: Dispatcher.DispatchOptions,
-  offer: Offer,
-  signal: AbortSignal | undefined,
-  timeoutMs: number,
-): Promise<Conn> {
-  const result = deferred<Conn>();
-  let timer: NodeJS.Timeout | undefined;
-  const onAbort = (): void => handler.cancel(signal?.reason);
-  const handler = new UpgradeHandler(offer, result, () => {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-  });
-  signal?.addEventListener('abort', onAbort, { once: true });
-  if (timeoutMs !== Infinity) timer = setTimeout(() => handler.timeOut(timeoutMs), timeoutMs);
-  try {
-    dispatcher.dispatch(request, handler);
-  } catch (err) {
-    handler.onError(err instanceof Error ? err : new Error(String(err)));
-  }
-  return result.promise;
-}
-
-/** A non-101 response being collected. */
-interface Refusal {
-  status: number;
-  headers: Headers;
-  body: Buffer[];
-  size: number;
-}
-
-/**
- * Follows one upgrade request through undici and settles the dial. It
- * implements both of undici's handler interfaces; each callback funnels into
- * one private method. Whatever arrives after it has settled is dropped, and
- * a socket handed over late is destroyed.
- */
-class UpgradeHandler implements Dispatcher.DispatchHandler {
-  readonly #offer: Offer;
-  readonly #result: Deferred<Conn>;
-  readonly #cleanup: () => void;
-  #settled = false;
-  #abort: ((reason: Error) => void) | undefined;
-  #refusal: Refusal | undefined;
-
-  constructor(offer: Offer, result: Deferred<Conn>, cleanup: () => void) {
-    this.#offer = offer;
-    this.#result = result;
-    this.#cleanup = cleanup;
-  }
-
-  // undici 7+ (controller) interface
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#started((reason) => controller.abort(reason));
-  }
-
-  onRequestUpgrade(_c: Dispatcher.DispatchController, status: number, headers: HeaderRecord, socket: Duplex): void {
-    this.#upgraded(status, headersFromRecord(headers), socket);
-  }
-
-  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: HeaderRecord): void {
-    this.#response(status, headersFromRecord(headers));
-  }
-
-  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.#data(chunk);
-  }
-
-  onResponseEnd(): void {
-    this.#end();
-  }
-
-  onResponseError(_c: Dispatcher.DispatchController | undefined, err: Error): void {
-    this.#error(err);
-  }
-
-  // undici 6 (callback) interface
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.#started(abort);
-  }
-
-  onUpgrade(status: number, headers: RawHeaders, socket: Duplex): void {
-    this.#upgraded(status, headersFromRaw(headers), socket);
-  }
-
-  onHeaders(status: number, headers: Buffer[]): boolean {
-    this.#response(status, headersFromRaw(headers));
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    this.#data(chunk);
-    return true;
-  }
-
-  onComplete(): void {
-    this.#end();
-  }
-
-  onError(err: Error): void {
-    this.#error(err);
-  }
-
-  // dial's side
-
-  /** Rejects the dial with `reason` and drops the request (at once, or as soon as undici starts it). */
-  cancel(reason: unknown): void {
-    if (this.#settled) return;
-    this.#reject(reason);
-    this.#abort?.(reason instanceof Error ? reason : new Error('WebSocket handshake cancelled'));
-  }
-
-  /** Gives up because `handshakeTimeout` ran out; a refusal being read is reported with what arrived of it. */
-  timeOut(ms: number): void {
-    const timeout = new DOMException(`the WebSocket handshake took longer than ${ms} ms`, 'TimeoutError');
-    const error = this.#refusal !== undefined
-      ? this.#refusalError(this.#refusal, timeout)
-      : new HandshakeError(`dial ${this.#offer.where}: ${timeout.message}`, { status: 0 }, { cause: timeout });
-    this.cancel(error);
-  }
-
-  // the shared path
-
-  #started(abort: (reason: Error) => void): void {
-    this.#abort = abort;
-    // Cancelled before undici had a connection to drop: drop it now.
-    if (this.#settled) abort(new Error('WebSocket handshake cancelled'));
-  }
-
-  #response(status: number, headers: Headers): void {
-    if (this.#settled) return;
-    if (status === 101) {
-      // undici reports a 101 here, not as an upgrade, when it lacks Upgrade or Connection.
-      const verdict = verifyUpgrade(status, headers, this.#offer);
-      this.#fail(status, headers, typeof verdict === 'string' ? verdict : 'undici did not take the 101 as an upgrade');
-      return;
-    }
-    if (status >= 100 && status < 200) return; // interim (such as 103 Early Hints): the final one follows
-    this.#refusal = { status, headers, body: [], size: 0 };
-  }
-
-  #data(chunk: Buffer): void {
-    const refusal = this.#refusal;
-    if (this.#settled || refusal === undefined) return;
-    const room = maxBodyBytes - refusal.size;
-    refusal.body.push(chunk.subarray(0, room));
-    refusal.size += Math.min(room, chunk.length);
-    if (refusal.size < maxBodyBytes) return;
-    // Enough to explain the refusal; the rest of the body is not worth waiting for.
-    this.cancel(this.#refusalError(refusal));
-  }
-
-  #end(): void {
-    if (this.#settled) return;
-    if (this.#refusal !== undefined) this.#reject(this.#refusalError(this.#refusal));
-    else this.#reject(new HandshakeError(`dial ${this.#offer.where}: the response ended without a status`, { status: 0 }));
-  }
-
-  #error(err: Error): void {
-    if (this.#settled) return;
-    if (this.#refusal !== undefined) {
-      this.#reject(this.#refusalError(this.#refusal, err));
-      return;
-    }
-    this.#reject(new HandshakeError(`dial ${this.#offer.where}: ${err.message}`, { status: 0 }, { cause: err }));
-  }
-
-  #upgraded(status: number, headers: Headers, socket: Duplex): void {
-    if (this.#settled) {
-      socket.destroy(); // undici has let go of it: it is ours to close
-      return;
-    }
-    const verdict = verifyUpgrade(status, headers, this.#offer);
-    if (typeof verdict === 'string') {
-      socket.destroy();
-      this.#fail(status, headers, verdict);
-      return;
-    }
-    if (typeof (socket as { setNoDelay?: unknown }).setNoDelay === 'function') {
-      (socket as Duplex & { setNoDelay(noDelay: boolean): unknown }).setNoDelay(true);
-    }
-    // undici has put the bytes that followed the 101 back into the socket
-    // (socket.unshift), so they are the socket's first read: no `head` here.
-    // The Conn is made right away, inside undici's callback: until it listens,
-    // the socket has no 'error' listener at all.
-    let conn: Conn;
-    try {
-      const { subprotocol, extensions, deflate } = verdict;
-      conn = newConn({ socket, client: true, subprotocol, extensions, deflate, options: this.#offer.connOptions });
-    } catch (err) {
-      socket.destroy();
-      this.#reject(err);
-      return;
-    }
-    this.#settle();
-    this.#result.resolve(conn);
-  }
-
-  #fail(status: number, headers: Headers, why: string): void {
-    this.cancel(new HandshakeError(`dial ${this.#offer.where}: ${why}`, { status, headers }));
-  }
-
-  #refusalError(refusal: Refusal, cause?: unknown): HandshakeError {
-    const { status, headers, body, size } = refusal;
-    const bytes = Buffer.concat(body, size);
-    // A body cut at the limit may end inside a character: decode as a stream to leave that out.
-    const text = new TextDecoder().decode(bytes, { stream: size >= maxBodyBytes });
-    const message = `dial ${this.#offer.where}: the server answered ${status} instead of 101 Switching Protocols`;
-    return new HandshakeError(message, { status, headers, body: text }, cause === undefined ? undefined : { cause });
-  }
-
-  #reject(reason: unknown): void {
-    this.#settle();
-    this.#result.reject(reason);
-  }
-
-  #settle(): void {
-    this.#settled = true;
-    this.#cleanup();
-  }
-}
-
-/**
- * Checks a `101 Switching Protocols` response (RFC 6455 §4.1, the client's
- * checks of the server's handshake). Returns the chosen subprotocol, or why
- * the connection must fail.
- */
-function verifyUpgrade(
-  status: number,
-  headers: Headers,
-  offer: Offer,
-): string | { subprotocol: string; extensions: string; deflate: DeflateParams | undefined } {
-  if (status !== 101) return `expected 101 Switching Protocols, got ${status}`;
-  if (!hasToken(headers.get('upgrade') ?? undefined, 'websocket')) {
-    return 'the 101 response lacks "Upgrade: websocket" (RFC 6455 §4.1)';
-  }
-  if (!hasToken(headers.get('connection') ?? undefined, 'upgrade')) {
-    return 'the 101 response lacks "Connection: Upgrade" (RFC 6455 §4.1)';
-  }
-  if (headers.get('sec-websocket-accept') !== acceptKey(offer.key)) {
-    return 'Sec-WebSocket-Accept does not match the Sec-WebSocket-Key sent (RFC 6455 §4.1)';
-  }
-  const subprotocol = headers.get('sec-websocket-protocol');
-  if (subprotocol !== null && !offer.subprotocols.includes(subprotocol)) {
-    return `the server chose subprotocol ${JSON.stringify(subprotocol)}, which was not offered (RFC 6455 §4.1)`;
-  }
-  const extensions = headers.get('sec-websocket-extensions')?.trim() ?? '';
-  let deflate: DeflateParams | undefined;
-  try {
-    // RFC 6455 §4.1 item 6 and RFC 7692 §5: only what was offered, valid.
-    deflate = parseClientResponse(extensions === '' ? undefined : extensions, offer.compression);
-  } catch (err) {
-    return `${(err as Error).message} (RFC 7692 §5)`;
-  }
-  // A compressor may always reset its window; in this mode ours does,
-  // whether or not the server acknowledged client_no_context_takeover.
-  if (deflate !== undefined && offer.compression === CompressionMode.NoContextTakeover) {
-    deflate.clientNoContextTakeover = true;
-  }
-  return { subprotocol: subprotocol ?? '', extensions: deflate === undefined ? '' : extensions, deflate };
-}
-
-type HeaderRecord = Record<string, string | string[] | undefined>;
-type RawHeaders = Array<Buffer | string> | null;
-
-/** Response headers as undici 7+ reports them (lower-case names, repeated ones as arrays). */
-function headersFromRecord(record: HeaderRecord): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(record)) {
-    if (value === undefined) continue;
-    for (const item of typeof value === 'string' ? [value] : value) appendHeader(headers, name, item);
-  }
-  return headers;
-}
-
-/** Response headers as undici 6 reports them: alternating raw names and values. */
-function headersFromRaw(raw: RawHeaders): Headers {
-  const headers = new Headers();
-  for (let i = 0; raw !== null && i + 1 < raw.length; i += 2) {
-    appendHeader(headers, latin1(raw[i]!), latin1(raw[i + 1]!));
-  }
-  return headers;
-}
-
-function latin1(field: Buffer | string): string {
-  return typeof field === 'string' ? field : field.toString('latin1');
-}
-
-function appendHeader(headers: Headers, name: string, value: string): void {
-  try {
-    headers.append(name, value);
-  } catch {
-    // A field the Fetch standard cannot represent: not one the handshake needs.
-  }
-}

@@ -600,16 +600,18 @@ describe("dial: through Node's own undici (the callback handler interface)", { t
       await (await fetch('data:,x')).text();
       const undici = await import('undici');
       const { dial } = await import(${JSON.stringify(new URL('../src/dial.ts', import.meta.url).href)});
-      const foreign = !(undici.getGlobalDispatcher() instanceof undici.Agent);
+      const dispatcher = undici.getGlobalDispatcher();
+      const foreign = !(dispatcher instanceof undici.Agent);
       const decode = (m) => new TextDecoder().decode(m.data);
-      const conn = await dial('${wsUrl('/proto')}', { subprotocols: ['b'] });
+      // Passed explicitly: left alone, dial would take its direct path past this default Agent.
+      const conn = await dial('${wsUrl('/proto')}', { subprotocols: ['b'], dispatcher });
       await conn.write(1, 'via bundled undici');
       const echo = decode(await conn.read());
       await conn.close(1000);
-      const conn2 = await dial('${rawUrl(early)}');
+      const conn2 = await dial('${rawUrl(early)}', { dispatcher });
       const first = decode(await conn2.read());
       conn2.closeNow();
-      const e = await dial('${rawUrl(refused)}').catch((err) => err);
+      const e = await dial('${rawUrl(refused)}', { dispatcher }).catch((err) => err);
       const out = { foreign, echo, subprotocol: conn.subprotocol, first, status: e.status, pot: e.headers.get('x-pot'), body: e.body };
       console.log(JSON.stringify(out));
     `;

@@ -1,0 +1,326 @@
+// dial()'s two paths: its own connection (no dispatcher configured) and an
+// undici dispatcher. Every case runs through both and expects the same
+// outcome; the rest checks which path is taken when.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { Agent, Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
+import { dial, type DialOptions } from '../src/dial.js';
+import { HandshakeError } from '../src/errors.js';
+import { deferred } from '../src/internal/deferred.js';
+import { leakCheck } from './helpers/leak.js';
+import { acceptFor, encodeFrame, text } from './helpers/raw.js';
+
+const checkLeaks = leakCheck();
+
+// The self-signed test certificate of test/dial.test.ts (127.0.0.1 and localhost, valid 2020–2120).
+const tlsKey = `-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIADrxdYsK4m37DYjctCBogP7a0fRIdS2YNqswiafprU3oAoGCCqGSM49
+AwEHoUQDQgAEWJX3MZ3CE87bOLHjIuGw/vcbie0Lz9pGySHbzz9dbr0/hDG4OxDa
+thhvKMB6TU/2vKAHqGM5J48f02VYUWJjXA==
+-----END EC PRIVATE KEY-----
+`;
+const tlsCert = `-----BEGIN CERTIFICATE-----
+MIIBZTCCAQqgAwIBAgIBATAKBggqhkjOPQQDAjAUMRIwEAYDVQQDDAlsb2NhbGhv
+c3QwIBcNMjAwMTAxMDAwMDAwWhgPMjEyMDAxMDEwMDAwMDBaMBQxEjAQBgNVBAMM
+CWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABFiV9zGdwhPO2zix
+4yLhsP73G4ntC8/aRskh288/XW69P4QxuDsQ2rYYbyjAek1P9rygB6hjOSePH9Nl
+WFFiY1yjSzBJMBoGA1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAAATAMBgNVHRMBAf8E
+AjAAMB0GA1UdDgQWBBTURDXKWvXB3layt2yhNb9vFokxbjAKBggqhkjOPQQDAgNJ
+ADBGAiEApujLpN2XdjKVbfti2S1WDi9zFdDGPzo37/OCLJk9NKgCIQD+YGlNugmH
+RhUBquy1BYWjXQ7iXYdp0+oxuHouYg3g0w==
+-----END CERTIFICATE-----
+`;
+
+type Route = (req: IncomingMessage, socket: Duplex) => void;
+const routes = new Map<string, Route>();
+const serverSockets = new Set<Duplex>();
+let nextRoute = 0;
+let raw: Server;
+let rawTls: NetServer;
+let rawPort = 0;
+let tlsPort = 0;
+let agent: Agent;
+
+function route(handler: Route): string {
+  const path = `/r${++nextRoute}`;
+  routes.set(path, handler);
+  return path;
+}
+
+function onUpgrade(req: IncomingMessage, socket: Duplex): void {
+  serverSockets.add(socket);
+  socket.on('error', () => {});
+  socket.on('end', () => socket.destroy());
+  socket.on('close', () => serverSockets.delete(socket));
+  const handler = routes.get(new URL(req.url ?? '/', 'http://x').pathname);
+  if (handler === undefined) socket.destroy();
+  else handler(req, socket);
+}
+
+function switching(req: IncomingMessage, extra: string[] = []): string {
+  const accept = acceptFor(req.headers['sec-websocket-key'] as string);
+  const lines = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade'];
+  return [...lines, `Sec-WebSocket-Accept: ${accept}`, ...extra, '', ''].join('\r\n');
+}
+
+async function listen(server: NetServer): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as AddressInfo).port;
+}
+
+before(async () => {
+  raw = createServer((_req, res) => res.writeHead(426).end());
+  raw.on('upgrade', onUpgrade);
+  rawPort = await listen(raw);
+  rawTls = createHttpsServer({ key: tlsKey, cert: tlsCert });
+  rawTls.on('upgrade', onUpgrade);
+  tlsPort = await listen(rawTls);
+  agent = new Agent();
+});
+
+after(async () => {
+  for (const socket of serverSockets) socket.destroy();
+  raw.close();
+  rawTls.close();
+  await Promise.all([once(raw, 'close'), once(rawTls, 'close'), agent.close()]);
+  await checkLeaks();
+});
+
+const rawUrl = (path: string): string => `ws://127.0.0.1:${rawPort}${path}`;
+
+/** The two paths: dial's own connection (nothing configured) and undici's. */
+const paths: Array<[string, () => DialOptions]> = [
+  ['direct', () => ({})],
+  ['undici', () => ({ dispatcher: agent })],
+];
+
+/** Dials `url` through each path; returns what each rejected with. */
+async function failures(url: string, opts: DialOptions = {}): Promise<Map<string, unknown>> {
+  const out = new Map<string, unknown>();
+  for (const [name, options] of paths) {
+    try {
+      const conn = await dial(url, { ...options(), ...opts });
+      conn.closeNow();
+      assert.fail(`${name}: dial() resolved`);
+    } catch (err) {
+      out.set(name, err);
+    }
+  }
+  return out;
+}
+
+/** What a user sees of a HandshakeError. */
+function visible(err: unknown): object {
+  assert.ok(err instanceof HandshakeError, `expected a HandshakeError, got ${String(err)}`);
+  const headers = err.headers === undefined ? undefined : [...err.headers];
+  return { message: err.message, status: err.status, headers, body: err.body };
+}
+
+/** Asserts both paths failed with HandshakeErrors that look the same; returns the direct one. */
+async function sameFailure(url: string, opts: DialOptions = {}): Promise<HandshakeError> {
+  const errors = await failures(url, opts);
+  assert.deepEqual(visible(errors.get('direct')), visible(errors.get('undici')));
+  return errors.get('direct') as HandshakeError;
+}
+
+describe('dial paths: refusals fail alike', { timeout: 30_000 }, () => {
+  it('a 403 with a body: status, headers, body and message', { timeout: 5000 }, async () => {
+    const path = route((_req, socket) => {
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\nX-Why: origin\r\nX-Why: again\r\n\r\nforbidden\n');
+    });
+    const err = await sameFailure(rawUrl(path));
+    assert.equal(err.status, 403);
+    assert.equal(err.body, 'forbidden\n');
+    assert.equal(err.headers?.get('x-why'), 'origin, again');
+  });
+
+  it('a chunked body, de-chunked and cut at 1 KiB', { timeout: 5000 }, async () => {
+    const chunks = ['hello ', 'é'.repeat(300), 'x'.repeat(2000)];
+    const path = route((_req, socket) => {
+      socket.write('HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n');
+      for (const c of chunks) socket.write(`${Buffer.byteLength(c).toString(16)};ext=1\r\n${c}\r\n`);
+      socket.end('0\r\n\r\n');
+    });
+    const err = await sameFailure(rawUrl(path));
+    assert.equal(err.body, ('hello ' + 'é'.repeat(300) + 'x'.repeat(2000)).slice(0, 1024 - 300), 'the first KiB of bytes');
+    const short = route((_req, socket) => socket.end('HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'));
+    assert.equal((await sameFailure(rawUrl(short))).body, 'abc');
+  });
+
+  it('a body delimited by the end of the connection', { timeout: 5000 }, async () => {
+    const path = route((_req, socket) => socket.end('HTTP/1.1 500 Oops\r\n\r\nno length'));
+    assert.equal((await sameFailure(rawUrl(path))).body, 'no length');
+  });
+
+  it('a body cut short by the server keeps what arrived, with a cause', { timeout: 5000 }, async () => {
+    const path = route((_req, socket) => socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 100\r\n\r\nupstream'));
+    const errors = await failures(rawUrl(path));
+    assert.deepEqual(visible(errors.get('direct')), visible(errors.get('undici')));
+    for (const err of errors.values()) assert.ok((err as HandshakeError).cause instanceof Error);
+  });
+
+  it('an interim 1xx is skipped; a response that ends after it has status 0', { timeout: 5000 }, async () => {
+    const path = route((_req, socket) => socket.end('HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'));
+    const errors = await failures(rawUrl(path));
+    for (const err of errors.values()) assert.equal((err as HandshakeError).status, 0);
+  });
+
+  it('an invalid 101 (wrong accept key), with its headers', { timeout: 5000 }, async () => {
+    const path = route((_req, socket) => socket.write(switching({ headers: { 'sec-websocket-key': 'AAAA' } } as never)));
+    const err = await sameFailure(rawUrl(path));
+    assert.equal(err.status, 101);
+    assert.match(err.message, /Sec-WebSocket-Accept/);
+  });
+
+  it('a response head over the header size limit: status 0', { timeout: 5000 }, async () => {
+    const path = route((req, socket) => socket.write(switching(req, [`X-Big: ${'b'.repeat(20_000)}`])));
+    const errors = await failures(rawUrl(path));
+    for (const err of errors.values()) assert.equal((err as HandshakeError).status, 0);
+  });
+
+  it('a self-signed TLS certificate: status 0 with the TLS error as cause', { timeout: 5000 }, async () => {
+    const path = route((req, socket) => socket.write(switching(req)));
+    const errors = await failures(`wss://localhost:${tlsPort}${path}`);
+    for (const [name, err] of errors) {
+      assert.equal((err as HandshakeError).status, 0, name);
+      assert.match(String(((err as HandshakeError).cause as NodeJS.ErrnoException).code), /SELF_SIGNED/, name);
+    }
+  });
+});
+
+describe('dial paths: the direct path', { timeout: 30_000 }, () => {
+  it('sends the same request as the undici path', { timeout: 5000 }, async () => {
+    const seen: IncomingMessage[] = [];
+    const path = route((req, socket) => {
+      seen.push(req);
+      socket.write(switching(req));
+    });
+    const opts: DialOptions = { headers: { authorization: 'Bearer t', 'x-a': '1' }, host: 'example.test:1', subprotocols: ['a', 'b'] };
+    for (const [, options] of paths) {
+      const conn = await dial(`${rawUrl(path)}?q=1`, { ...options(), ...opts, subprotocols: [] });
+      conn.closeNow();
+      await conn.closed;
+      const conn2 = await dial(`${rawUrl(path)}?q=1`, { ...options(), ...opts, compressionMode: 'context-takeover' });
+      conn2.closeNow();
+      await conn2.closed;
+    }
+    const strip = (req: IncomingMessage): object => {
+      const { 'sec-websocket-key': key, ...rest } = req.headers;
+      assert.match(key ?? '', /^[A-Za-z0-9+/]{22}==$/);
+      return { url: req.url, method: req.method, version: req.httpVersion, headers: rest };
+    };
+    assert.deepEqual(strip(seen[0]!), strip(seen[2]!));
+    assert.deepEqual(strip(seen[1]!), strip(seen[3]!));
+  });
+
+  it('hands the frames that came with the 101 to the Conn', { timeout: 5000 }, async () => {
+    const path = route((req, socket) => {
+      const frames = [encodeFrame(text('early'), false), encodeFrame(text('bird'), false)];
+      socket.write(Buffer.concat([Buffer.from(switching(req), 'latin1'), ...frames]));
+    });
+    const conn = await dial(rawUrl(path));
+    const first = await conn.read({ signal: AbortSignal.timeout(3000) });
+    const second = await conn.read({ signal: AbortSignal.timeout(3000) });
+    assert.deepEqual([first, second].map((m) => new TextDecoder().decode(m.data)), ['early', 'bird']);
+    conn.closeNow();
+    await conn.closed;
+  });
+
+  it('rejects with signal.reason and drops the connection; handshakeTimeout gives status 0', { timeout: 5000 }, async () => {
+    const arrived = deferred<Duplex>();
+    const path = route((_req, socket) => arrived.resolve(socket));
+    const controller = new AbortController();
+    void arrived.promise.then(() => controller.abort('stop'));
+    await assert.rejects(dial(rawUrl(path), { signal: controller.signal }), (err) => err === 'stop');
+    const socket = await arrived.promise;
+    if (!socket.destroyed) await once(socket, 'close');
+    const err = await dial(rawUrl(route(() => {})), { handshakeTimeout: 100 }).catch((e: unknown) => e);
+    assert.ok(err instanceof HandshakeError);
+    assert.equal(err.status, 0);
+    assert.equal((err.cause as DOMException).name, 'TimeoutError');
+  });
+
+  it('connects over TLS (wss:) with the system CAs plus NODE_EXTRA_CA_CERTS', { timeout: 15_000 }, async () => {
+    const path = route((req, socket) => {
+      socket.write(Buffer.concat([Buffer.from(switching(req), 'latin1'), encodeFrame(text('secure'), false)]));
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'wsconn-ca-'));
+    try {
+      await writeFile(join(dir, 'ca.pem'), tlsCert);
+      const script = `
+        const { dial } = await import(${JSON.stringify(new URL('../src/dial.ts', import.meta.url).href)});
+        const conn = await dial('wss://localhost:${tlsPort}${path}');
+        const { data } = await conn.read();
+        conn.closeNow();
+        console.log(new TextDecoder().decode(data));
+      `;
+      const output = await new Promise<string>((resolve, reject) => {
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', '--input-type=module', '-e', script],
+          { cwd: new URL('..', import.meta.url), timeout: 10_000, env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') } },
+          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+        );
+      });
+      assert.equal(output.trim(), 'secure');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('dial paths: which one is taken', { timeout: 30_000 }, () => {
+  /** A dispatcher that forwards to the agent and counts what it was given. */
+  class Counting extends Dispatcher {
+    count = 0;
+    override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      this.count++;
+      return agent.dispatch(options, handler);
+    }
+  }
+
+  it('the dispatcher option is always used (a proxy agent, a mock)', { timeout: 5000 }, async () => {
+    const path = route((req, socket) => socket.write(switching(req)));
+    const counting = new Counting();
+    const conn = await dial(rawUrl(path), { dispatcher: counting });
+    conn.closeNow();
+    await conn.closed;
+    assert.equal(counting.count, 1);
+  });
+
+  it('a global dispatcher the application installed is used; undici\'s default one is not', { timeout: 5000 }, async () => {
+    const path = route((req, socket) => socket.write(switching(req)));
+    const original = getGlobalDispatcher();
+    const originalDispatch = original.dispatch;
+    let defaultUsed = 0;
+    original.dispatch = function (this: Dispatcher, ...args: Parameters<Dispatcher['dispatch']>) {
+      defaultUsed++;
+      return originalDispatch.apply(this, args);
+    };
+    const counting = new Counting();
+    try {
+      const direct = await dial(rawUrl(path));
+      direct.closeNow();
+      await direct.closed;
+      setGlobalDispatcher(counting);
+      const viaGlobal = await dial(rawUrl(path));
+      viaGlobal.closeNow();
+      await viaGlobal.closed;
+    } finally {
+      setGlobalDispatcher(original);
+      delete (original as { dispatch?: unknown }).dispatch;
+    }
+    assert.equal(defaultUsed, 0, 'the default Agent was not asked');
+    assert.equal(counting.count, 1, 'the installed global dispatcher was asked');
+  });
+});
