@@ -20,3 +20,11 @@ export { CloseError, ClosedError, HandshakeError, MessageTooBigError, ProtocolEr
 export { pipe, type PipeOptions } from './pipe.js';
 export { ConnSet, type CloseAllOptions } from './shutdown.js';
 export { refuseUpgrade, type RefuseUpgradeOptions, type RefusalHeaders } from './refuse.js';
+export {
+  createUpgradeListener,
+  type AuthenticateContext,
+  type ConnHandler,
+  type UpgradeContext,
+  type UpgradeListener,
+  type UpgradeListenerOptions,
+} from './server.js';
