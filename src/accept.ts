@@ -10,8 +10,9 @@ import { CompressionMode, negotiateServer, parseExtensions } from './compress.js
 import { newConn, type Conn, type ConnOptions } from './conn.js';
 import { checkConnOptions } from './options.js';
 import { HandshakeError } from './errors.js';
-import { acceptKey, hasToken, isToken, isValidKey, originAllowed, selectSubprotocol, tokenList } from './handshake.js';
+import { acceptKey, isToken, selectSubprotocol, tokenList, verifyUpgradeRequest, type Refusal } from './handshake.js';
 import { validateGlob } from './internal/glob.js';
+import { refuseUpgrade } from './refuse.js';
 
 /** Options of {@link accept}: the handshake's own, plus those of the Conn. */
 export interface AcceptOptions extends ConnOptions {
@@ -46,42 +47,24 @@ export interface AcceptOptions extends ConnOptions {
   compressionMode?: CompressionMode;
 }
 
-/** How long a refused socket may linger for its response to reach the client. */
-const refusalLingerMs = 1000;
-
-const statusText: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  403: 'Forbidden',
-  405: 'Method Not Allowed',
-  426: 'Upgrade Required',
-  500: 'Internal Server Error',
-};
-
-/** A 426 must name the protocol to upgrade to and list `Upgrade` in `Connection` (RFC 9110 §7.8, §15.5.22). */
-const upgradeRequired: ReadonlyArray<[string, string]> = [
-  ['Connection', 'Upgrade, close'],
-  ['Upgrade', 'websocket'],
-];
-
-interface Refusal {
-  status: number;
-  reason: string;
-  headers: ReadonlyArray<[string, string]>;
-}
-
 /**
  * Completes the server side of a WebSocket opening handshake on a socket
  * taken from a node:http(s) server's `'upgrade'` event, and resolves with
  * the connection.
  *
- * The request must be an HTTP/1.1 `GET` with `Upgrade: websocket`,
- * `Connection: Upgrade`, `Sec-WebSocket-Version: 13`, a valid
- * `Sec-WebSocket-Key` and an allowed `Origin` (RFC 6455 §4.2.1). If it is
- * not, accept answers with a complete HTTP error response (400, 403, 405 or
- * 426 with a short text body), closes the socket and rejects with a
+ * The request must be an HTTP/1.1 `GET` with one valid `Host`,
+ * `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Version: 13`,
+ * a valid `Sec-WebSocket-Key`, well-formed `Sec-WebSocket-Protocol` and
+ * `Sec-WebSocket-Extensions` lists if present, and an allowed `Origin`
+ * (RFC 6455 §4.2.1). If it is not, accept answers with a complete HTTP
+ * error response (400, 403, 405 or 426 with a short text body and
+ * `Connection: close`), ends the connection and rejects with a
  * `HandshakeError` describing that response: there is nothing left for the
  * caller to clean up. `head` (bytes that arrived after the request) is read
  * by the connection before anything else from the socket.
+ *
+ * In an `'upgrade'` listener, a rejection that nobody catches crashes the
+ * process; `createUpgradeListener()` does the catching for you.
  *
  * @throws HandshakeError when the request is refused (its `status`,
  * `headers` and `body` are what was sent), or with `status` 0 when the
@@ -128,12 +111,12 @@ export async function accept(
   const ignoreError = (): void => {};
   socket.on('error', ignoreError);
   try {
-    checkOptions(opts);
+    checkAcceptOptions(opts);
   } catch (err) {
     refuse(socket, { status: 500, reason: 'the WebSocket server is misconfigured', headers: [] });
     throw err;
   }
-  const refusal = verifyRequest(req, opts);
+  const refusal = verifyUpgradeRequest(req, opts);
   if (refusal !== undefined) throw refuse(socket, refusal);
 
   const offered = tokenList(req.headers['sec-websocket-protocol']);
@@ -151,8 +134,12 @@ export async function accept(
   return conn;
 }
 
-/** Throws for options that no request could satisfy, before the socket is answered. */
-function checkOptions(opts: AcceptOptions): void {
+/**
+ * Throws for options that no request could satisfy, before the socket is
+ * answered (so that a helper can check them once, up front).
+ * @internal
+ */
+export function checkAcceptOptions(opts: AcceptOptions): void {
   checkConnOptions(opts);
   for (const pattern of opts.originPatterns ?? []) {
     try {
@@ -172,81 +159,9 @@ function checkOptions(opts: AcceptOptions): void {
   }
 }
 
-/** Checks the request against RFC 6455 §4.2.1; returns the refusal to send, if any. */
-function verifyRequest(req: IncomingMessage, opts: AcceptOptions): Refusal | undefined {
-  const h = req.headers;
-  if (req.method !== 'GET') {
-    return { status: 405, reason: 'a WebSocket handshake must use the GET method', headers: [['Allow', 'GET']] };
-  }
-  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) {
-    return { status: 400, reason: 'a WebSocket handshake needs HTTP/1.1 or later', headers: [] };
-  }
-  if (!hasToken(h.upgrade, 'websocket')) {
-    return { status: 426, reason: 'the Upgrade header must list "websocket"', headers: upgradeRequired };
-  }
-  if (!hasToken(h.connection, 'upgrade')) {
-    return { status: 426, reason: 'the Connection header must list "Upgrade"', headers: upgradeRequired };
-  }
-  // RFC 6455 §4.4: answer an unknown version with the versions we speak.
-  if (h['sec-websocket-version'] !== '13') {
-    const headers: Array<[string, string]> = [...upgradeRequired, ['Sec-WebSocket-Version', '13']];
-    return { status: 426, reason: 'Sec-WebSocket-Version must be 13', headers };
-  }
-  const key = h['sec-websocket-key'];
-  if (key === undefined || !isValidKey(key)) {
-    return { status: 400, reason: 'Sec-WebSocket-Key must be the base64 of 16 bytes', headers: [] };
-  }
-  // RFC 6455 §10.2: refuse origins the server does not trust.
-  if (opts.insecureSkipVerify !== true && !originAllowed(h.origin, h.host, opts.originPatterns ?? [])) {
-    return { status: 403, reason: 'the request Origin is not allowed', headers: [] };
-  }
-  return undefined;
-}
-
-/**
- * Writes `refusal` as a complete response, closes the socket once it is sent
- * (or after a bounded linger) and returns the error describing it.
- */
+/** Answers `refusal` with a complete response that ends the connection, and returns the error describing it. */
 function refuse(socket: Duplex, refusal: Refusal): HandshakeError {
-  const { status, reason } = refusal;
-  const body = `${reason}\n`;
-  const fields: Array<[string, string]> = [
-    ['Connection', 'close'],
-    ['Content-Type', 'text/plain; charset=utf-8'],
-    ['Content-Length', String(Buffer.byteLength(body))],
-  ];
-  for (const [name, value] of refusal.headers) {
-    if (name === 'Connection') fields[0] = [name, value];
-    else fields.push([name, value]);
-  }
-  const text = statusText[status] ?? 'Error';
-  const lines = fields.map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  endGracefully(socket, `HTTP/1.1 ${status} ${text}\r\n${lines}\r\n${body}`);
-  return new HandshakeError(`WebSocket handshake refused with ${status} ${text}: ${reason}`, {
-    status,
-    headers: new Headers(fields),
-    body,
-  });
-}
-
-/**
- * Sends `response` and a FIN, then discards whatever the client still sends
- * until it closes too, so that the response is not lost to a TCP reset. A
- * client that never closes is cut off after `refusalLingerMs`.
- */
-function endGracefully(socket: Duplex, response: string): void {
-  if (socket.destroyed) return;
-  const timer = setTimeout(() => socket.destroy(), refusalLingerMs);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
-  let pending = 2; // our side flushed ('finish') and the client's FIN ('end')
-  const oneDone = (): void => {
-    if (--pending === 0) socket.destroy();
-  };
-  socket.once('finish', oneDone);
-  socket.once('end', oneDone);
-  socket.end(response, 'utf8');
-  socket.resume();
+  return refuseUpgrade(socket, refusal.status, { headers: refusal.headers, body: `${refusal.reason}\n` });
 }
 
 /** The `101 Switching Protocols` response (RFC 6455 §4.2.2, item 5). */

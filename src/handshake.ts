@@ -1,11 +1,15 @@
 /**
  * Pure pieces of the opening handshake (RFC 6455 §4): the accept key, header
- * token lists, subprotocol choice and the origin check. Strings in, strings
- * out: no socket, timer or promise here.
+ * token lists, subprotocol choice, the origin check and the verification of
+ * a client's upgrade request. Strings in, strings out: no socket, timer or
+ * promise here.
  * @module
  */
 import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { parseExtensions } from './internal/extensions.js';
 import { globMatch } from './internal/glob.js';
+import { isValidHost, parseList } from './internal/header-list.js';
 
 /** The GUID that RFC 6455 §1.3 appends to the key before hashing. */
 const keyGuid = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -58,11 +62,24 @@ export function tokenList(value: string | string[] | undefined): string[] {
   const out: string[] = [];
   for (const line of lines) {
     for (const element of line.split(',')) {
-      const trimmed = element.replace(/^[ \t]+|[ \t]+$/g, '');
+      const trimmed = trimSpace(element);
       if (trimmed !== '') out.push(trimmed);
     }
   }
   return out;
+}
+
+/**
+ * Removes leading and trailing spaces and tabs. A loop, not the usual
+ * `/^\s+|\s+$/` regular expression, which is quadratic on a long run of
+ * spaces followed by something else.
+ */
+function trimSpace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text[start] === ' ' || text[start] === '\t')) start++;
+  while (end > start && (text[end - 1] === ' ' || text[end - 1] === '\t')) end--;
+  return text.slice(start, end);
 }
 
 /**
@@ -135,4 +152,141 @@ export function originAllowed(
   if (host !== undefined && url.host.toLowerCase() === host.toLowerCase()) return true;
   const withScheme = `${url.protocol}//${url.host}`;
   return patterns.some((pattern) => globMatch(pattern, pattern.includes('://') ? withScheme : url.host));
+}
+
+/** The parts of a request that {@link verifyUpgradeRequest} reads; an `IncomingMessage` has them all. */
+export interface UpgradeRequest {
+  method?: string | undefined;
+  httpVersionMajor: number;
+  httpVersionMinor: number;
+  /** The headers as Node joins them: repeated lines become one `, `-separated value. */
+  headers: IncomingHttpHeaders;
+  /** Names and values as received, alternating, to count repeated fields Node drops. */
+  rawHeaders: readonly string[];
+}
+
+/** Why a request is refused: the status, a one-line reason for the body, and extra header fields. */
+export interface Refusal {
+  status: number;
+  reason: string;
+  headers: ReadonlyArray<[string, string]>;
+}
+
+/** The origin options of `accept()` that {@link verifyUpgradeRequest} needs. */
+export interface OriginOptions {
+  originPatterns?: readonly string[] | undefined;
+  insecureSkipVerify?: boolean | undefined;
+}
+
+/** A 426 must name the protocol to upgrade to and list `Upgrade` in `Connection` (RFC 9110 §7.8, §15.5.22). */
+const upgradeRequired: ReadonlyArray<[string, string]> = [
+  ['Connection', 'Upgrade'],
+  ['Upgrade', 'websocket'],
+];
+
+const badRequest = (reason: string): Refusal => ({ status: 400, reason, headers: [] });
+
+/**
+ * Checks a client's opening handshake against RFC 6455 §4.2.1 and the HTTP
+ * rules it builds on, and returns the refusal to send, or `undefined` when
+ * the request may be answered with `101`. In order: 405 for a method other
+ * than GET; 400 for HTTP/1.0, a missing, repeated or malformed `Host`, or a
+ * malformed `Upgrade`, `Connection`, `Sec-WebSocket-Key`,
+ * `Sec-WebSocket-Protocol` or `Sec-WebSocket-Extensions`; 426 when
+ * `Upgrade` lacks `websocket`, `Connection` lacks `Upgrade` or the version
+ * is not 13; 403 for an origin that is not allowed. Every list is parsed in
+ * one pass, so a hostile header costs time linear in its length.
+ *
+ * A well-formed permessage-deflate offer with unacceptable parameters is
+ * not a reason to refuse: the server declines it (RFC 7692 §5).
+ *
+ * @see RFC 6455 §4.1, §4.2.1, §9.1; RFC 9110 §5.6.1, §7.2
+ * @example
+ * ```ts
+ * import type { IncomingMessage } from 'node:http';
+ * import { verifyUpgradeRequest } from './handshake.js';
+ *
+ * declare const req: IncomingMessage;
+ * const refusal = verifyUpgradeRequest(req, { originPatterns: ['*.example.com'] });
+ * if (refusal !== undefined) console.log(refusal.status, refusal.reason);
+ * ```
+ */
+export function verifyUpgradeRequest(req: UpgradeRequest, opts: OriginOptions = {}): Refusal | undefined {
+  if (req.method !== 'GET') {
+    return { status: 405, reason: 'a WebSocket handshake must use the GET method', headers: [['Allow', 'GET']] };
+  }
+  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) {
+    return badRequest('a WebSocket handshake needs HTTP/1.1 or later');
+  }
+  return checkHost(req) ?? checkUpgrade(req.headers) ?? checkWebSocketFields(req.headers) ?? checkOrigin(req.headers, opts);
+}
+
+/**
+ * RFC 6455 §4.2.1 (item 2) and RFC 9112 §3.2: exactly one `Host`, and a
+ * valid one. Node keeps only the first of repeated `Host` lines, so they are
+ * counted in `rawHeaders`.
+ */
+function checkHost(req: UpgradeRequest): Refusal | undefined {
+  let count = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.length === 4 && req.rawHeaders[i]!.toLowerCase() === 'host') count++;
+  }
+  const host = req.headers.host;
+  if (host === undefined || count === 0) return badRequest('a WebSocket handshake must have a Host header');
+  if (count > 1) return badRequest('the request has more than one Host header');
+  if (!isValidHost(host)) return badRequest('the Host header is malformed');
+  return undefined;
+}
+
+/**
+ * RFC 6455 §4.2.1 (items 3, 4): `Upgrade` must list `websocket` and
+ * `Connection` must list `Upgrade`, ignoring case. A missing header is a
+ * 426; a malformed list (RFC 9110 §7.8 `1#protocol`, §7.6.1
+ * `1#connection-option`) is a 400.
+ */
+function checkUpgrade(h: IncomingHttpHeaders): Refusal | undefined {
+  const upgrade = parseList(h.upgrade, 'protocol');
+  if (upgrade.error !== undefined) return badRequest(`the Upgrade header ${upgrade.error}`);
+  if (!upgrade.elements.some((protocol) => protocol.toLowerCase() === 'websocket')) {
+    return { status: 426, reason: 'the Upgrade header must list "websocket"', headers: upgradeRequired };
+  }
+  const connection = parseList(h.connection, 'token');
+  if (connection.error !== undefined) return badRequest(`the Connection header ${connection.error}`);
+  if (!connection.elements.some((option) => option.toLowerCase() === 'upgrade')) {
+    return { status: 426, reason: 'the Connection header must list "Upgrade"', headers: upgradeRequired };
+  }
+  return undefined;
+}
+
+/** The version, key, subprotocol and extension fields of RFC 6455 §4.2.1 (items 5–9). */
+function checkWebSocketFields(h: IncomingHttpHeaders): Refusal | undefined {
+  // RFC 6455 §4.4: answer an unknown version with the versions we speak.
+  if (h['sec-websocket-version'] !== '13') {
+    const headers: Array<[string, string]> = [...upgradeRequired, ['Sec-WebSocket-Version', '13']];
+    return { status: 426, reason: 'Sec-WebSocket-Version must be 13', headers };
+  }
+  // A repeated key reaches us joined with ", " and fails this check too (RFC 6455 §11.3.1: at most once).
+  const key = h['sec-websocket-key'];
+  if (key === undefined || !isValidKey(key)) return badRequest('Sec-WebSocket-Key must be the base64 of 16 bytes');
+  // RFC 6455 §4.1 (item 10): 1#token, each one unique.
+  const protocols = parseList(h['sec-websocket-protocol'], 'token');
+  if (protocols.error !== undefined) return badRequest(`the Sec-WebSocket-Protocol header ${protocols.error}`);
+  if (new Set(protocols.elements).size !== protocols.elements.length) {
+    return badRequest('the Sec-WebSocket-Protocol header lists a subprotocol twice');
+  }
+  // RFC 6455 §9.1: 1#extension, each `token *( ";" extension-param )`. Offers that
+  // parse but that we cannot accept are declined later, not refused (RFC 7692 §5).
+  const extensions = h['sec-websocket-extensions'];
+  if (extensions !== undefined) {
+    const offers = parseExtensions(extensions);
+    if (offers.length === 0) return badRequest('the Sec-WebSocket-Extensions header lists nothing');
+    if (offers.some((offer) => !offer.valid)) return badRequest('the Sec-WebSocket-Extensions header is malformed');
+  }
+  return undefined;
+}
+
+/** RFC 6455 §10.2: refuse origins the server does not trust. */
+function checkOrigin(h: IncomingHttpHeaders, opts: OriginOptions): Refusal | undefined {
+  if (opts.insecureSkipVerify === true || originAllowed(h.origin, h.host, opts.originPatterns ?? [])) return undefined;
+  return { status: 403, reason: 'the request Origin is not allowed', headers: [] };
 }

@@ -19,3 +19,12 @@ export { StatusCode, closeStatus } from './close.js';
 export { CloseError, ClosedError, HandshakeError, MessageTooBigError, ProtocolError } from './errors.js';
 export { pipe, type PipeOptions } from './pipe.js';
 export { ConnSet, type CloseAllOptions } from './shutdown.js';
+export { refuseUpgrade, type RefuseUpgradeOptions, type RefusalHeaders } from './refuse.js';
+export {
+  createUpgradeListener,
+  type AuthenticateContext,
+  type ConnHandler,
+  type UpgradeContext,
+  type UpgradeListener,
+  type UpgradeListenerOptions,
+} from './server.js';

@@ -224,6 +224,53 @@ describe('accept refuses bad handshakes with a complete response (RFC 6455 §4.2
     });
   }
 
+  const malformed: Array<[string, HeaderSpec, RegExp]> = [
+    ['no Host (RFC 6455 §4.2.1)', { Host: undefined }, /Host/],
+    ['two Host lines (RFC 9112 §3.2)', { Host: ['server.example.com', 'evil.test'] }, /more than one Host/],
+    ['a Host that is not host[:port]', { Host: 'server.example.com/x' }, /Host header is malformed/],
+    ['a subprotocol that is not a token', { 'Sec-WebSocket-Protocol': 'chat v1' }, /Sec-WebSocket-Protocol/],
+    ['a subprotocol offered twice (RFC 6455 §4.1)', { 'Sec-WebSocket-Protocol': ['chat', 'chat'] }, /twice/],
+    ['an empty Sec-WebSocket-Protocol', { 'Sec-WebSocket-Protocol': '' }, /lists nothing/],
+    ['an unclosed quoted string in Sec-WebSocket-Extensions', { 'Sec-WebSocket-Extensions': 'permessage-deflate; a="b' }, /Extensions/],
+    ['an Upgrade protocol without its version', { Upgrade: 'websocket/' }, /Upgrade header/],
+  ];
+  for (const [what, headers, body] of malformed) {
+    it(`400 for ${what}`, { timeout: 5000 }, async () => {
+      const outcome = await exchange(request(headers));
+      assertRefusal(outcome, 400, 'Bad Request', [], body);
+    });
+  }
+
+  it('declines, rather than refuses, a well-formed deflate offer it cannot take (RFC 7692 §5)', { timeout: 5000 }, async () => {
+    const accepted = expectAccept({ compressionMode: 'context-takeover' });
+    const socket = await dialRaw();
+    socket.write(request({ 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=7, permessage-deflate; x=1' }));
+    const head = await readHead(socket);
+    const result = await accepted;
+    assert.match(head, /^HTTP\/1\.1 101 /);
+    assert.doesNotMatch(head, /Sec-WebSocket-Extensions/i);
+    assert.equal(result.status, 'fulfilled');
+    result.value.closeNow();
+    socket.destroy();
+  });
+
+  it('ends the connection after a refusal: a second request on it gets no answer', { timeout: 5000 }, async () => {
+    const accepted = expectAccept();
+    const socket = await dialRaw({ allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // Two requests in one packet, as a keep-alive client would pipeline them.
+    socket.write(request({ Host: undefined }) + request());
+    await once(socket, 'end');
+    await accepted;
+    const received = Buffer.concat(chunks).toString('latin1');
+    assert.equal(received.match(/HTTP\/1\.1 /g)?.length, 1, received);
+    assert.match(received, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(received, /\r\nConnection: close\r\n/);
+    socket.end();
+    await once(socket, 'close');
+  });
+
   it('accepts the tokens in any case and inside longer lists', { timeout: 5000 }, async () => {
     const accepted = expectAccept();
     const socket = await dialRaw();

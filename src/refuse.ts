@@ -1,0 +1,155 @@
+/**
+ * Refusing an upgrade: a complete HTTP error response written on the raw
+ * socket of an `'upgrade'` event, then an orderly end of the connection.
+ * @module
+ */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { HandshakeError } from './errors.js';
+import { hasToken, isToken } from './handshake.js';
+
+/** Header fields as `refuseUpgrade` takes them: a `Headers`, a plain object or name/value pairs. */
+export type RefusalHeaders = Headers | Readonly<Record<string, string>> | ReadonlyArray<readonly [string, string]>;
+
+/** Options of {@link refuseUpgrade}. */
+export interface RefuseUpgradeOptions {
+  /**
+   * Extra header fields, such as `WWW-Authenticate` for a 401 or
+   * `Retry-After` for a 503. `Content-Length` is always computed and
+   * `Connection` always includes `close`; `Content-Type` defaults to
+   * `text/plain; charset=utf-8`.
+   */
+  headers?: RefusalHeaders;
+  /** The body. Default: the status's reason phrase and a newline. */
+  body?: string | Uint8Array;
+}
+
+/** How long a refused socket may linger for its response to reach the client. */
+const refusalLingerMs = 1000;
+
+/** Fields that refuseUpgrade owns: a caller's value would break the response's framing. */
+const framingFields = new Set(['content-length', 'transfer-encoding']);
+
+/**
+ * Refuses a WebSocket upgrade by hand: writes a complete HTTP/1.1 response
+ * with `status`, the given header fields and body, and `Connection: close`,
+ * then ends the socket. It keeps reading (and discarding) what the client
+ * still sends until the client closes too, so that the response is not
+ * lost to a TCP reset, and destroys the socket after at most a second.
+ * The socket is never reused for another request (no keep-alive after a
+ * refused upgrade).
+ *
+ * Use it in your own `'upgrade'` listener, for requests you do not want to
+ * pass to `accept()`; `accept()` and `createUpgradeListener()` use it for
+ * their own refusals. A socket that is already destroyed is left alone.
+ *
+ * @returns a `HandshakeError` describing the response sent (its `status`,
+ * `headers` and `body`), to log or to throw.
+ * @throws RangeError for a status outside 300–599, TypeError for a header
+ * name that is not a token, a value with a line break, or a
+ * `Content-Length`/`Transfer-Encoding` field; the socket is then destroyed,
+ * so nothing is left half-answered.
+ * @see RFC 9110 §15.5, RFC 9112 §9.6 (`Connection: close`)
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * import { accept, refuseUpgrade } from 'wsconn';
+ *
+ * const server = createServer();
+ * server.on('upgrade', (req, socket, head) => {
+ *   if (req.headers.authorization !== 'Bearer let-me-in') {
+ *     refuseUpgrade(socket, 401, { headers: { 'WWW-Authenticate': 'Bearer' }, body: 'a token is required\n' });
+ *     return;
+ *   }
+ *   accept(req, socket, head).then(
+ *     (conn) => conn.close(1000, 'hello and goodbye'),
+ *     () => {}, // accept() answered the refusal itself
+ *   );
+ * });
+ * ```
+ */
+export function refuseUpgrade(socket: Duplex, status: number, options: RefuseUpgradeOptions = {}): HandshakeError {
+  let fields: Array<[string, string]>;
+  let body: Uint8Array;
+  try {
+    if (!Number.isInteger(status) || status < 300 || status > 599) {
+      throw new RangeError(`refuseUpgrade: status ${status} is not a 3xx, 4xx or 5xx code`);
+    }
+    body = toBytes(options.body ?? `${STATUS_CODES[status] ?? 'Error'}\n`);
+    fields = responseFields(options.headers, body.byteLength);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+  const text = STATUS_CODES[status] ?? 'Unknown';
+  const lines = fields.map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const head = Buffer.from(`HTTP/1.1 ${status} ${text}\r\n${lines}\r\n`, 'latin1');
+  endGracefully(socket, Buffer.concat([head, body]));
+  const bodyText = new TextDecoder().decode(body.subarray(0, 1024));
+  const firstLine = bodyText.split('\n', 1)[0]!.slice(0, 200);
+  return new HandshakeError(`WebSocket handshake refused with ${status} ${text}${firstLine === '' ? '' : `: ${firstLine}`}`, {
+    status,
+    headers: new Headers(fields),
+    body: bodyText,
+  });
+}
+
+function toBytes(body: string | Uint8Array): Uint8Array {
+  return typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+}
+
+/** The response's header fields: ours first, the caller's merged in, all checked. */
+function responseFields(extra: RefusalHeaders | undefined, length: number): Array<[string, string]> {
+  const fields: Array<[string, string]> = [
+    ['Connection', 'close'],
+    ['Content-Type', 'text/plain; charset=utf-8'],
+    ['Content-Length', String(length)],
+  ];
+  for (const [name, value] of entries(extra)) {
+    const lower = name.toLowerCase();
+    if (!isToken(name)) throw new TypeError(`refuseUpgrade: header name ${JSON.stringify(name)} is not a token`);
+    // RFC 9110 §5.5: a field value has no CR, LF or NUL; letting one through would let a caller's
+    // string (say, a reflected user name) inject header fields.
+    if (/[\r\n\0]/.test(value)) throw new TypeError(`refuseUpgrade: the value of ${name} has a line break or NUL`);
+    if (framingFields.has(lower)) throw new TypeError(`refuseUpgrade: ${name} is set by refuseUpgrade itself`);
+    if (lower === 'connection') {
+      // RFC 9112 §9.6: the response closes the connection, whatever else it says.
+      fields[0] = [name, hasToken(value, 'close') ? value : `${value}, close`];
+    } else if (lower === 'content-type') {
+      fields[1] = [name, value];
+    } else {
+      fields.push([name, value]);
+    }
+  }
+  return fields;
+}
+
+function entries(headers: RefusalHeaders | undefined): Iterable<readonly [string, string]> {
+  if (headers === undefined) return [];
+  if (headers instanceof Headers) return headers.entries();
+  if (Array.isArray(headers)) return headers as ReadonlyArray<readonly [string, string]>;
+  return Object.entries(headers as Record<string, string>);
+}
+
+/**
+ * Sends `response` and a FIN, then discards whatever the client still sends
+ * until it closes too, so that the response is not lost to a TCP reset. A
+ * client that never closes is cut off after `refusalLingerMs`.
+ */
+function endGracefully(socket: Duplex, response: Uint8Array): void {
+  if (socket.destroyed) return;
+  // Node's http server leaves upgraded sockets without an 'error' listener:
+  // a reset while lingering must not crash the process.
+  socket.on('error', () => {});
+  const timer = setTimeout(() => socket.destroy(), refusalLingerMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  let pending = 2; // our side flushed ('finish') and the client's FIN ('end')
+  const oneDone = (): void => {
+    if (--pending === 0) socket.destroy();
+  };
+  socket.once('finish', oneDone);
+  socket.once('end', oneDone);
+  socket.end(response);
+  socket.resume();
+}
