@@ -12,12 +12,18 @@
  * @see RFC 6455 §7.1.5
  */
 export class CloseError extends Error {
+  /** Always `'CloseError'`. */
   override readonly name = 'CloseError';
   /** The status code of the peer's close frame. */
   readonly code: number;
   /** The reason text of the peer's close frame ('' when none). */
   readonly reason: string;
 
+  /**
+   * Makes the error for a close frame the peer sent.
+   * @param code - the status code of the peer's close frame
+   * @param reason - its reason text
+   */
   constructor(code: number, reason: string) {
     super(`peer closed the connection: ${code}${reason === '' ? '' : ` ${reason}`}`);
     this.code = code;
@@ -34,10 +40,17 @@ export class CloseError extends Error {
  * @see RFC 6455 §7.1.7, §7.4.1
  */
 export class ProtocolError extends Error {
+  /** Always `'ProtocolError'`. */
   override readonly name = 'ProtocolError';
   /** The status code wsconn sent to the peer. */
   readonly code: number;
 
+  /**
+   * Makes the error for a protocol violation wsconn closed the connection over.
+   * @param code - the status code wsconn sent in its close frame
+   * @param message - what the peer did wrong
+   * @param options - `cause`, when another error led to this one
+   */
   constructor(code: number, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
@@ -50,12 +63,17 @@ export class ProtocolError extends Error {
  * @see RFC 6455 §7.4.1
  */
 export class MessageTooBigError extends Error {
+  /** Always `'MessageTooBigError'`. */
   override readonly name = 'MessageTooBigError';
   /** Always 1009, the status code wsconn sent to the peer. */
   readonly code = 1009;
   /** The read limit in bytes that the message exceeded. */
   readonly limit: number;
 
+  /**
+   * Makes the error for a message over the read limit.
+   * @param limit - the read limit in bytes that the message exceeded
+   */
   constructor(limit: number) {
     super(`message exceeds the read limit of ${limit} bytes`);
     this.limit = limit;
@@ -68,8 +86,14 @@ export class MessageTooBigError extends Error {
  * `ProtocolError`, network error, …) when known.
  */
 export class ClosedError extends Error {
+  /** Always `'ClosedError'`. */
   override readonly name = 'ClosedError';
 
+  /**
+   * Makes the error for a call on an ended connection.
+   * @param message - what was attempted, or the default text
+   * @param options - `cause`: what ended the connection, when known
+   */
   constructor(message = 'use of a closed WebSocket connection', options?: ErrorOptions) {
     super(message, options);
   }
@@ -83,6 +107,7 @@ export class ClosedError extends Error {
  * @see RFC 6455 §4.1, §4.2.2
  */
 export class HandshakeError extends Error {
+  /** Always `'HandshakeError'`. */
   override readonly name = 'HandshakeError';
   /** The HTTP status of the response (0 if none arrived). */
   readonly status: number;
@@ -91,6 +116,12 @@ export class HandshakeError extends Error {
   /** The first KiB of the response body, decoded as UTF-8. */
   readonly body: string;
 
+  /**
+   * Makes the error for a failed or refused opening handshake.
+   * @param message - why the handshake failed
+   * @param init - the response: its status (0 when none), headers and the start of its body
+   * @param options - `cause`: the network error or timeout behind a status of 0
+   */
   constructor(message: string, init: { status: number; headers?: Headers; body?: string }, options?: ErrorOptions) {
     super(message, options);
     this.status = init.status;

@@ -1,6 +1,6 @@
 /**
  * wsconn: a WebSocket library for Node.js, promise- and AbortSignal-first.
- * @module
+ * @module wsconn
  */
 export { accept, type AcceptOptions } from './accept.js';
 export { dial, type DialOptions } from './dial.js';

@@ -5,12 +5,18 @@
 import { isUtf8 } from 'node:buffer';
 
 /** The two kinds of data message (RFC 6455 §5.6): the values are their opcodes. */
-export const MessageType = { Text: 1, Binary: 2 } as const;
+export const MessageType = {
+  /** A text message: its payload is UTF-8 (opcode 1). */
+  Text: 1,
+  /** A binary message: its payload is any bytes (opcode 2). */
+  Binary: 2,
+} as const;
 /** `MessageType.Text` (1) or `MessageType.Binary` (2). */
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
 /** A whole data message, as `Conn.read()` returns it. */
 export interface Message {
+  /** Whether the message is text or binary. */
   type: MessageType;
   /**
    * The payload; for text, UTF-8 that wsconn has validated. It may be a
@@ -72,7 +78,12 @@ export interface ConnOptions {
    * input flows: a connection whose unread messages fill its receive
    * buffer (64 KiB) sees none until it reads. Off by default.
    */
-  keepalive?: { interval: number; timeout: number };
+  keepalive?: {
+    /** Milliseconds from one ping to the next. */
+    interval: number;
+    /** Milliseconds to wait for a ping's pong before dropping the connection. */
+    timeout: number;
+  };
 }
 
 /**

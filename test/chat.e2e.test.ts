@@ -4,19 +4,18 @@
  * examples/chat/server.ts serves; a message typed in one appears in both.
  *
  * Without Chromium on PATH the suite skips and says why, except in CI
- * (`CI` set), where a missing browser fails it.
+ * (`CI` set), where a missing browser fails it (see helpers/peers.ts).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { ExampleProcess } from './helpers/example-process.js';
 import { chromiumMissing, launchChromium } from './helpers/chromium.js';
 import { leakCheck } from './helpers/leak.js';
+import { describeWithPeer } from './helpers/peers.js';
 
 const checkLeaks = leakCheck();
 
-
-const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
 const missing = chromiumMissing;
 
 let chat: ExampleProcess | undefined;
@@ -28,7 +27,7 @@ after(async () => {
   await checkLeaks();
 });
 
-describe('chat example in Chromium', { timeout: 60_000, skip: inCI ? false : (missing ?? false) }, () => {
+describeWithPeer('chat example in Chromium', missing, { timeout: 60_000 }, () => {
   let pageUrl: string;
 
   before(async () => {

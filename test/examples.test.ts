@@ -30,8 +30,8 @@ after(async () => {
   await checkLeaks();
 });
 
-function start(file: string, args: string[] = [], env: Record<string, string> = {}): ExampleProcess {
-  const example = new ExampleProcess(file, args, env);
+function start(file: string, args: string[] = [], env: Record<string, string> = {}, input?: string): ExampleProcess {
+  const example = new ExampleProcess(file, args, env, input);
   processes.add(example);
   return example;
 }
@@ -142,6 +142,16 @@ describe('echo/server.ts and echo/client.ts', { timeout: 30_000 }, () => {
     assert.deepEqual(await server.exit(), { code: 0, signal: null }, server.output);
   });
 
+  it('the pair the README shows talks: client.ts --interactive sends each stdin line and prints the echo', { timeout: 15_000 }, async () => {
+    const server = start('examples/echo/server.ts', [], { PORT: '0' });
+    const [, url] = (await server.waitFor(/listening on (ws:\/\/\S+)/))!;
+    const client = start('examples/echo/client.ts', [url!, '--interactive'], {}, 'hello\nwörld\n');
+    assert.deepEqual(await client.exit(), { code: 0, signal: null }, client.output);
+    assert.equal(client.stdout, '< hello\n< wörld\nsent 2 messages; closed with 1000\n', client.output);
+    server.child.kill('SIGTERM');
+    assert.deepEqual(await server.exit(), { code: 0, signal: null }, server.output);
+  });
+
   it('the client echoes what a server sends and reports the close', { timeout: 15_000 }, async () => {
     const accepted = deferred<Conn>();
     const http = createHttpServer();
@@ -235,13 +245,15 @@ describe('chat/server.ts', { timeout: 40_000 }, () => {
 
   it('closes with 1009 a client whose message is over the 4 KiB limit', { timeout: 10_000 }, async () => {
     const conn = await connectTo(wsUrl);
-    await nextEvent(conn, (e) => e.kind === 'welcome');
+    const name = (await nextEvent(conn, (e) => e.kind === 'welcome')).name!;
     await conn.write(MessageType.Text, 'x'.repeat(5000));
     const err = await (async () => {
       for (;;) await conn.read();
     })().catch((e: unknown) => e as { code?: number });
     assert.equal(err.code, 1009, String(err));
     assert.deepEqual(await conn.closed, { code: 1009, reason: 'message exceeds the read limit of 4096 bytes', wasClean: true });
+    // The server's own `closed` reports the tab's answer; its log names the code it sent.
+    await chat.waitFor(new RegExp(`${name} was closed by the server with 1009 \\(the tab answered \\d+\\)`));
   });
 
   it('drops a client that stops reading, and the others keep chatting', { timeout: 20_000 }, async () => {

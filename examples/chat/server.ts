@@ -15,12 +15,15 @@
  *   the tab's close;
  * - a broadcast in which each write has its own deadline, so a client that
  *   stops reading is dropped instead of stalling everyone else;
- * - shutting down on SIGINT/SIGTERM: every tab is told 1001 (going away).
+ * - shutting down on SIGINT/SIGTERM: every tab is told 1001 (going away);
+ * - a truthful log line when a tab goes: `conn.closed` reports the *peer's*
+ *   close code (1006 when none came), so when the server ended the
+ *   connection (1003, 1009, a drop, shutdown) it logs its own code instead.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { accept, ClosedError, MessageType, StatusCode, type Conn } from 'wsconn';
+import { accept, CloseError, ClosedError, MessageTooBigError, MessageType, ProtocolError, StatusCode, type Conn } from 'wsconn';
 
 /** The largest message a tab may send, in bytes. */
 const maxMessageBytes = 4096;
@@ -32,6 +35,8 @@ const page = readFileSync(new URL('index.html', import.meta.url));
 interface Client {
   conn: Conn;
   name: string;
+  /** How this server ended the connection, when it did: the close code it sent, or 'dropped'. */
+  endedBy?: number | 'dropped';
 }
 
 const clients = new Set<Client>();
@@ -51,6 +56,7 @@ async function broadcast(event: object): Promise<void> {
       } catch (err) {
         if ((err as Error).name === 'TimeoutError') {
           console.log(`${client.name} is not keeping up: dropped`);
+          client.endedBy ??= 'dropped';
           // A close frame would queue behind everything the client has not
           // read, so drop the TCP connection instead.
           client.conn.closeNow();
@@ -61,28 +67,48 @@ async function broadcast(event: object): Promise<void> {
   );
 }
 
-/** Runs one client's connection until it ends. */
+/** Runs one client's connection until it ends, then logs who ended it. */
 async function serve(conn: Conn): Promise<void> {
   const client: Client = { conn, name: `guest-${++joined}` };
   clients.add(client);
-  void conn.closed.then(({ code }) => {
-    clients.delete(client);
-    console.log(`${client.name} left (${code})`);
-    void broadcast({ kind: 'system', text: `${client.name} left` });
-  });
   console.log(`${client.name} joined from ${conn.remoteAddress}:${conn.remotePort}`);
-  await conn.write(MessageType.Text, JSON.stringify({ kind: 'welcome', name: client.name }));
-  await broadcast({ kind: 'system', text: `${client.name} joined` });
-
-  for await (const { type, data } of conn) {
-    if (type !== MessageType.Text) {
-      await conn.close(StatusCode.UnsupportedData, 'send text');
-      return;
+  try {
+    await conn.write(MessageType.Text, JSON.stringify({ kind: 'welcome', name: client.name }));
+    await broadcast({ kind: 'system', text: `${client.name} joined` });
+    for await (const { type, data } of conn) {
+      if (type !== MessageType.Text) {
+        client.endedBy ??= StatusCode.UnsupportedData;
+        await conn.close(StatusCode.UnsupportedData, 'send text');
+        return;
+      }
+      const text = Buffer.from(data).toString('utf8').trim();
+      if (text !== '') await broadcast({ kind: 'message', from: client.name, text });
     }
-    const text = Buffer.from(data).toString('utf8').trim();
-    if (text !== '') await broadcast({ kind: 'message', from: client.name, text });
+    await conn.close(StatusCode.NormalClosure);
+  } catch (err) {
+    // wsconn has already closed the connection, and its error carries the
+    // code it sent: 1009 for a message over the limit, 1002 for a protocol
+    // error… A tab that vanished or was dropped needs no log line.
+    if (err instanceof ProtocolError || err instanceof MessageTooBigError) client.endedBy ??= err.code;
+    else if (!(err instanceof ClosedError || err instanceof CloseError)) console.log(`${client.name}: ${(err as Error).message}`);
+  } finally {
+    clients.delete(client);
+    const { code } = await conn.closed;
+    console.log(farewell(client, code));
+    void broadcast({ kind: 'system', text: `${client.name} left` });
   }
-  await conn.close(StatusCode.NormalClosure);
+}
+
+/**
+ * The log line for a tab that has gone. `peerCode` comes from `conn.closed`,
+ * which reports the code of the tab's close frame (1005 if it had none, 1006
+ * if none came), not ours: when the server ended the connection, its own
+ * code is the one worth logging.
+ */
+function farewell(client: Client, peerCode: number): string {
+  if (client.endedBy === 'dropped') return `${client.name} was dropped without a close handshake`;
+  if (client.endedBy !== undefined) return `${client.name} was closed by the server with ${client.endedBy} (the tab answered ${peerCode})`;
+  return `${client.name} left (${peerCode})`;
 }
 
 /** Answers an upgrade that is not for /ws with a plain 404. */
@@ -107,13 +133,7 @@ server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
   if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws') return notFound(socket);
   // The origin check is on by default: the page served above is same-origin.
   accept(req, socket, head, { readLimit: maxMessageBytes }).then(
-    (conn) =>
-      serve(conn).catch((err: unknown) => {
-        // wsconn has already closed the connection with the right code (1009
-        // for a message over the limit, 1002 for a protocol error…), and a
-        // client that vanished or was dropped needs no log line.
-        if (!(err instanceof ClosedError)) console.log(`connection failed: ${(err as Error).message}`);
-      }),
+    (conn) => serve(conn).catch((err: unknown) => console.log(`connection failed: ${(err as Error).message}`)),
     (err: unknown) => console.log(`refused a WebSocket: ${(err as Error).message}`),
   );
 });
@@ -130,7 +150,12 @@ async function shutdown(signal: string): Promise<void> {
   server.close();
   server.closeIdleConnections();
   // close() runs the close handshake, bounded by the Conn's closeTimeout.
-  await Promise.all([...clients].map(({ conn }) => conn.close(StatusCode.GoingAway, 'server shutting down')));
+  await Promise.all(
+    [...clients].map((client) => {
+      client.endedBy ??= StatusCode.GoingAway;
+      return client.conn.close(StatusCode.GoingAway, 'server shutting down');
+    }),
+  );
   server.closeAllConnections();
   console.log('bye');
 }

@@ -22,12 +22,14 @@ export class ExampleProcess {
   readonly exited: Promise<Exit>;
   #waiters = new Set<() => void>();
 
-  constructor(file: string, args: string[] = [], env: Record<string, string> = {}) {
+  /** `input`, when given, is written to the process's stdin, which then ends. */
+  constructor(file: string, args: string[] = [], env: Record<string, string> = {}, input?: string) {
     this.child = spawn(process.execPath, ['--import', 'tsx', file, ...args], {
       cwd: repoRoot,
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (input !== undefined) this.child.stdin!.end(input);
     this.child.stdout!.setEncoding('utf8').on('data', (text: string) => this.#append('stdout', text));
     this.child.stderr!.setEncoding('utf8').on('data', (text: string) => this.#append('stderr', text));
     this.exited = new Promise((resolve) => {

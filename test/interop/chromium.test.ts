@@ -4,13 +4,13 @@
  * the node:http server that served the page.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { MessageType, type Conn } from '../../src/conn.js';
 import { CloseError, HandshakeError } from '../../src/errors.js';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { leakCheck } from '../helpers/leak.js';
-import { pattern, requirePeer, skipUnlessCI, text, within, WsconnServer } from './harness.js';
+import { describeWithPeer, pattern, requirePeer, text, within, WsconnServer } from './harness.js';
 
 const checkLeaks = leakCheck();
 after(() => checkLeaks());
@@ -114,7 +114,7 @@ async function checkedEcho(conn: Conn): Promise<{ problems: string[]; ended: unk
   return { problems, ended: undefined };
 }
 
-describe('Chromium page → wsconn accept()', { timeout: 40_000, skip: skipUnlessCI(missing) }, () => {
+describeWithPeer('Chromium page → wsconn accept()', missing, { timeout: 40_000 }, () => {
   let browser: Browser;
   let page: Page;
   let server: WsconnServer;

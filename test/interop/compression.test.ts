@@ -27,7 +27,7 @@ import { CloseError } from '../../src/errors.js';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { leakCheck } from '../helpers/leak.js';
 import { headerOf, WireTap, type TapStream } from '../helpers/raw.js';
-import { echo, Inbox, pattern, requirePeer, skipUnlessCI, within, WsconnServer } from './harness.js';
+import { describeWithPeer, echo, Inbox, pattern, python, requirePeer, within, WsconnServer } from './harness.js';
 
 const checkLeaks = leakCheck();
 
@@ -390,8 +390,6 @@ describe('undici WebSocket → wsconn accept(), permessage-deflate on', { timeou
 
 // --- Python websockets ---
 
-/** Debian's python3-websockets installs for the system Python, not a pyenv one on PATH. */
-const python = '/usr/bin/python3';
 const peerScript = fileURLToPath(new URL('./py/deflate_peer.py', import.meta.url));
 const pythonProbe = spawnSync(python, ['-c', 'import websockets; print(websockets.__version__)'], { encoding: 'utf8', timeout: 10_000 });
 const pythonVersion = pythonProbe.status === 0 ? pythonProbe.stdout.trim() : '';
@@ -423,7 +421,7 @@ async function runPythonClient(url: string, options: unknown): Promise<{ status:
 /** Sizes of what the Python peer sends: the plan, then one message in three fragments. */
 const pythonCompressesAll = [...planSizes.map(() => true), true];
 
-describe(`python websockets ${pythonVersion || '(missing)'} client → wsconn accept(), permessage-deflate on`, { timeout: 30_000, skip: skipUnlessCI(pythonMissing) }, () => {
+describeWithPeer(`python websockets ${pythonVersion || '(missing)'} client → wsconn accept(), permessage-deflate on`, pythonMissing, { timeout: 30_000 }, () => {
   let server: WsconnServer;
   let tap: WireTap;
 
@@ -480,7 +478,7 @@ interface PyServerEvent {
   response_extensions?: string | null;
 }
 
-describe(`wsconn dial() → python websockets ${pythonVersion || '(missing)'} server, permessage-deflate on`, { timeout: 30_000, skip: skipUnlessCI(pythonMissing) }, () => {
+describeWithPeer(`wsconn dial() → python websockets ${pythonVersion || '(missing)'} server, permessage-deflate on`, pythonMissing, { timeout: 30_000 }, () => {
   /** [what, server options, parameters the answer must include] */
   const variants: Array<[string, Record<string, unknown> | null, string[]]> = [
     ['its defaults', null, ['client_max_window_bits=12', 'server_max_window_bits=12']],
@@ -603,7 +601,7 @@ async function deflateSession(url, sizes) {
 }
 `;
 
-describe('Chromium page → wsconn accept(), permessage-deflate on', { timeout: 40_000, skip: skipUnlessCI(chromiumMissing) }, () => {
+describeWithPeer('Chromium page → wsconn accept(), permessage-deflate on', chromiumMissing, { timeout: 40_000 }, () => {
   let browser: Browser;
   let server: WsconnServer;
   let tap: WireTap;

@@ -11,21 +11,7 @@ import { accept, type AcceptOptions } from '../../src/accept.js';
 import type { Conn } from '../../src/conn.js';
 import { deferred, type Deferred } from '../../src/internal/deferred.js';
 
-/** CI runs every interop suite: a missing peer is a failure there, not a skip. */
-export const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
-
-/**
- * The `skip` option of a suite whose peer may be missing: the reason
- * locally, `false` in CI (where {@link requirePeer} fails the suite instead).
- */
-export function skipUnlessCI(missing: string | undefined): string | false {
-  return missing !== undefined && !inCI ? missing : false;
-}
-
-/** Throws, from a `before` hook, when the peer is missing: only reached in CI. */
-export function requirePeer(missing: string | undefined): void {
-  if (missing !== undefined) throw new Error(`${missing}; CI=true requires every interop peer`);
-}
+export { describeWithPeer, inCI, python, requirePeer } from '../helpers/peers.js';
 
 interface Pending {
   opts: AcceptOptions;

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { after, before, describe, it } from 'node:test';
+import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MessageType, type Conn } from '../../src/conn.js';
 import { dial } from '../../src/dial.js';
 import { CloseError } from '../../src/errors.js';
 import { leakCheck } from '../helpers/leak.js';
-import { echo, Inbox, pattern, requirePeer, skipUnlessCI, text, within, WsconnServer } from './harness.js';
+import { describeWithPeer, echo, Inbox, pattern, python, requirePeer, text, within, WsconnServer } from './harness.js';
 
 const checkLeaks = leakCheck();
 /** Python processes still running; a failed test may leave one behind. */
@@ -24,8 +24,6 @@ after(async () => {
   await checkLeaks();
 });
 
-/** Debian's python3-websockets installs for the system Python, not a pyenv one on PATH. */
-const python = '/usr/bin/python3';
 const scripts = fileURLToPath(new URL('./py/', import.meta.url));
 
 function probe(): { version: string; missing: string | undefined } {
@@ -61,10 +59,10 @@ async function runClient(args: string[]): Promise<{ status: number | null; resul
   return { status, result: JSON.parse(stdout) as ClientResult, stderr };
 }
 
-const suite = { timeout: 30_000, skip: skipUnlessCI(missing) };
+const suite = { timeout: 30_000 };
 const peerName = `python websockets ${version || '(missing)'}`;
 
-describe(`${peerName} client → wsconn accept()`, suite, () => {
+describeWithPeer(`${peerName} client → wsconn accept()`, missing, suite, () => {
   let server: WsconnServer;
 
   before(async () => {
@@ -127,7 +125,7 @@ async function startEchoServer(): Promise<{ child: ChildProcess; port: number; e
   return { child, port: first.port!, events };
 }
 
-describe(`wsconn dial() → ${peerName} server`, suite, () => {
+describeWithPeer(`wsconn dial() → ${peerName} server`, missing, suite, () => {
   let server: Awaited<ReturnType<typeof startEchoServer>>;
   let base = '';
   const conns = new Set<Conn>();
