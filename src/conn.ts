@@ -48,6 +48,14 @@ export interface ConnInit {
   options: ConnOptions;
 }
 
+/** What `Conn.reader()` resolves with: one message, as it arrives. */
+export interface MessageReader {
+  /** Text (1) or binary (2). */
+  type: MessageType;
+  /** The message's payload, piece by piece; it ends with the message. */
+  stream: ReadableStream<Uint8Array>;
+}
+
 /** Options of `Conn.closeRead()`. */
 export interface CloseReadOptions {
   /** Aborting it stops the background reading (the connection stays open). */
@@ -263,7 +271,7 @@ export class Conn {
    * stream; an abort errors the stream with `signal.reason` and the rest of
    * the message stays for the next `read()` or `reader()`.
    */
-  async reader(options?: SignalOptions): Promise<{ type: MessageType; stream: ReadableStream<Uint8Array> }> {
+  async reader(options?: SignalOptions): Promise<MessageReader> {
     const signal = options?.signal;
     this.#assertReadable();
     this.#receiver.reading = true;

@@ -7,24 +7,44 @@ import { ProtocolError } from './errors.js';
 
 /** Frame opcodes (RFC 6455 §5.2, §11.8). */
 export const Opcode = {
+  /** 0x0: a later frame of a fragmented message. */
   Continuation: 0x0,
+  /** 0x1: the first frame of a text message. */
   Text: 0x1,
+  /** 0x2: the first frame of a binary message. */
   Binary: 0x2,
+  /** 0x8: a close frame. */
   Close: 0x8,
+  /** 0x9: a ping. */
   Ping: 0x9,
+  /** 0xA: a pong. */
   Pong: 0xa,
 } as const;
 
 /** A decoded or to-be-encoded frame header. */
 export interface FrameHeader {
+  /** The frame ends its message. */
   fin: boolean;
+  /** Reserved bit 1 (permessage-deflate's "compressed" flag, RFC 7692 §6). */
   rsv1: boolean;
+  /** Reserved bit 2: set only by a negotiated extension. */
   rsv2: boolean;
+  /** Reserved bit 3: set only by a negotiated extension. */
   rsv3: boolean;
+  /** The frame's opcode (see `Opcode`). */
   opcode: number;
+  /** The payload's length in bytes. */
   payloadLength: number;
   /** The 4-byte masking key, or undefined for an unmasked frame. */
   maskKey: Uint8Array | undefined;
+}
+
+/** What `decodeHeader()` found. */
+export interface DecodedHeader {
+  /** The header's fields. */
+  header: FrameHeader;
+  /** How many bytes the header took. */
+  headerLength: number;
 }
 
 /** The largest header: 2 bytes, 8 bytes of extended length, 4 of mask key. */
@@ -83,10 +103,7 @@ export function encodeHeader(header: FrameHeader, out: Uint8Array, offset = 0): 
  * @throws ProtocolError 1002 for a 64-bit length with its most significant
  * bit set (RFC 6455 §5.2); 1009 for a length JavaScript cannot index.
  */
-export function decodeHeader(
-  buf: Uint8Array,
-  offset = 0,
-): { header: FrameHeader; headerLength: number } | undefined {
+export function decodeHeader(buf: Uint8Array, offset = 0): DecodedHeader | undefined {
   const available = buf.length - offset;
   if (available < 2) return undefined;
   const b0 = buf[offset]!;

@@ -9,8 +9,10 @@ export {
   MessageType,
   defaultReadLimit,
   type CloseInfo,
+  type CloseReadOptions,
   type ConnOptions,
   type Message,
+  type MessageReader,
   type SignalOptions,
   type WriteOptions,
 } from './conn.js';

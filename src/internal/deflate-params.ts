@@ -12,8 +12,11 @@ import { parseExtensions, type ExtensionOffer } from './extensions.js';
  * messages, worse ratio on small messages).
  */
 export const CompressionMode = {
+  /** No permessage-deflate: none offered (client), every offer declined (server). The default. */
   Disabled: 'disabled',
+  /** permessage-deflate keeping each direction's window across messages: the best ratio, about 50 KiB per connection. */
   ContextTakeover: 'context-takeover',
+  /** permessage-deflate with the window reset after every message: no memory held between messages. */
   NoContextTakeover: 'no-context-takeover',
 } as const;
 /** One of the `CompressionMode` values. */

@@ -2,7 +2,7 @@
  * `wsconn/netconn`: a WebSocket connection as a Node `Duplex`, for
  * tunnelling byte protocols (HTTP, SSH, a database's wire protocol…) over
  * a WebSocket.
- * @module
+ * @module wsconn/netconn
  */
 import { Duplex } from 'node:stream';
 import { closeStatus } from '../close.js';

@@ -8,7 +8,7 @@
  * state machine. No socket, timer, promise or stream.
  * @module
  */
-import { closeReason, decodeClosePayload, encodeClosePayload } from './close-frame.js';
+import { closeReason, decodeClosePayload, encodeClosePayload, type ClosePayload } from './close-frame.js';
 import { MessageDeflater, MessageInflater, compressedLimit, type DeflateParams } from '../compress.js';
 import { ClosedError, MessageTooBigError, ProtocolError } from '../errors.js';
 import { Opcode } from '../frame.js';
@@ -33,30 +33,41 @@ export interface ProtocolOptions {
 
 /** A piece of a data message: the first piece has `start`, the last `fin`. Text is validated UTF-8. */
 export interface DataEvent {
+  /** Always 'data'. */
   kind: 'data';
   /** 1 for text, 2 for binary. */
   type: 1 | 2;
+  /** This piece's bytes (unmasked, inflated); a view the caller may keep. */
   data: Uint8Array;
+  /** Whether this is the message's first piece. */
   start: boolean;
+  /** Whether this is the message's last piece. */
   fin: boolean;
 }
 
 /** A ping or pong from the peer. Answering a ping is up to the caller (`encodeControl(Opcode.Pong, payload)`). */
 export interface ControlEvent {
+  /** Which control frame arrived. */
   kind: 'ping' | 'pong';
+  /** Its payload (at most 125 bytes), a copy the caller owns. */
   payload: Uint8Array;
 }
 
 /** The peer's close frame. Answer it with `closeReply()` once the messages before it have been handled. */
 export interface CloseEvent {
+  /** Always 'close'. */
   kind: 'close';
+  /** The peer's status code; 1005 when its frame carried none. */
   code: number;
+  /** The peer's reason ('' when none). */
   reason: string;
 }
 
 /** The peer broke the protocol: fail the connection (RFC 6455 §7.1.7) by sending `closeReply()`. */
 export interface FailEvent {
+  /** Always 'fail'. */
   kind: 'fail';
+  /** What the peer did wrong; its `code` is the status the close reply carries. */
   error: ProtocolError | MessageTooBigError;
 }
 
@@ -113,11 +124,12 @@ export class Protocol {
 
   // The close state machine (RFC 6455 §7): open until a close frame went either way.
   #closeSent = false;
-  #closeReceived: { code: number; reason: string } | undefined;
+  #closeReceived: ClosePayload | undefined;
   #failure: ProtocolError | MessageTooBigError | undefined;
   /** The type of the fragmented message being sent (0 when none). */
   #sending: 0 | 1 | 2 = 0;
 
+  /** Makes the engine of one end of one connection, open and with nothing received. */
   constructor(options: ProtocolOptions) {
     this.client = options.client;
     this.#deflate = options.deflate;
@@ -131,6 +143,7 @@ export class Protocol {
     return this.#limit;
   }
 
+  /** Sets the read limit for the frames that start from now on. */
   set readLimit(limit: number) {
     this.#limit = limit;
   }
@@ -146,7 +159,7 @@ export class Protocol {
   }
 
   /** The peer's close frame, once it arrived. */
-  get closeReceived(): { code: number; reason: string } | undefined {
+  get closeReceived(): ClosePayload | undefined {
     return this.#closeReceived;
   }
 

@@ -17,7 +17,7 @@
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc6455 RFC 6455
  * @see https://www.rfc-editor.org/rfc/rfc7692 RFC 7692
- * @module
+ * @module wsconn/protocol
  */
 export {
   Protocol,
@@ -29,7 +29,16 @@ export {
   type ProtocolOptions,
 } from './engine.js';
 export { encodeFrame, randomMaskKey } from './encode.js';
-export { decodeClosePayload, encodeClosePayload, isValidCloseCode, StatusCode } from './close-frame.js';
-export { decodeHeader, encodeHeader, headerLength, isControl, maxHeaderLength, Opcode, type FrameHeader } from '../frame.js';
+export { decodeClosePayload, encodeClosePayload, isValidCloseCode, StatusCode, type ClosePayload } from './close-frame.js';
+export {
+  decodeHeader,
+  encodeHeader,
+  headerLength,
+  isControl,
+  maxHeaderLength,
+  Opcode,
+  type DecodedHeader,
+  type FrameHeader,
+} from '../frame.js';
 export { maskInPlace } from '../mask.js';
 export { type DeflateParams } from '../compress.js';

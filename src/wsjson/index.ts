@@ -1,6 +1,6 @@
 /**
  * `wsconn/wsjson`: read and write JSON values as WebSocket text messages.
- * @module
+ * @module wsconn/wsjson
  */
 import { MessageType, type Conn, type SignalOptions } from '../conn.js';
 import { ProtocolError } from '../errors.js';
