@@ -701,7 +701,8 @@ for (const role of roles) {
       const got: ProtocolEvent[] = [];
       for (let event = p.next(); event !== undefined; event = p.next()) got.push(event);
       const joined = Buffer.concat(got.filter((e) => e.kind === 'data').map((e) => e.data));
-      assert.ok(got.at(-1)?.kind === 'data' && got.at(-1)?.fin === true, `the message did not end: ${JSON.stringify(got.map(seen))}`);
+      const last = got.at(-1);
+      assert.ok(last?.kind === 'data' && last.fin, `the message did not end: ${JSON.stringify(got.map(seen))}`);
       assert.ok(joined.equals(plain), 'the message came out different');
     });
 
