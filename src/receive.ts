@@ -100,6 +100,8 @@ export class Receiver {
       this.#eof = true;
       this.pump();
     });
+    // A handshake may have paused the socket; the pump decides from now on.
+    socket.resume();
     // The first slice runs a turn later, so that the application can start
     // reading before a close that came with the first bytes takes effect (see #handle).
     this.#defer();
