@@ -111,6 +111,8 @@ export class Conn {
   readonly #writeLock = new Lock();
   #closeRead: AbortController | undefined;
   #pinger: Pinger | undefined;
+  /** The payload of the pong held while the socket is full (only the latest ping's is kept). */
+  #heldPong: Uint8Array | undefined;
 
   /**
    * What the pump and the close handshake need of a Conn, on one
@@ -141,14 +143,6 @@ export class Conn {
 
     lost(): Error {
       return this.conn.#closing.lost();
-    }
-
-    mustDrain(): boolean {
-      return this.conn.#sender.full;
-    }
-
-    onDrain(callback: () => void): void {
-      this.conn.#sender.onDrain(callback);
     }
 
     transmit(bytes: Uint8Array): void {
@@ -468,8 +462,9 @@ export class Conn {
    * Closes the connection with the close handshake (RFC 6455 §7): sends a
    * close frame, waits up to `closeTimeout` (5 s) for the peer's, then up to
    * as long again for the TCP connection to close. Input keeps flowing
-   * meanwhile: messages the peer sent before its close frame can still be
-   * read; those nobody reads are dropped once the receive buffer is full.
+   * meanwhile: messages the peer sent before its close frame can all still
+   * be read, in order; only a connection that has never been read drops
+   * what would overflow its receive buffer.
    * Idempotent: later calls return the first call's result. Never rejects
    * for a slow or vanished peer: it resolves with `closed`.
    *
@@ -521,14 +516,35 @@ export class Conn {
     const { payload } = event;
     if (event.kind === 'ping') {
       const answer = this.#options.onPingReceived?.(payload);
-      // RFC 6455 §5.5.2: a pong carries the ping's payload; none after our close frame (§5.5.1).
-      if (answer !== false && !this.#engine.closeSent && this.#sender.writable) {
-        this.#sender.transmit(this.#engine.encodeControl(Opcode.Pong, payload));
-      }
+      if (answer !== false) this.#pong(payload);
     } else {
       this.#options.onPongReceived?.(payload);
       this.#pinger?.pong(payload);
     }
+  }
+
+  /**
+   * Answers a ping (RFC 6455 §5.5.2: the pong carries its payload). While
+   * the socket is full, one pong is held and later pings replace it: §5.5.3
+   * allows answering only the most recent ping, and a peer that pings
+   * without reading cannot grow our send buffer.
+   */
+  #pong(payload: Uint8Array): void {
+    if (this.#sender.full) {
+      if (this.#heldPong === undefined) this.#sender.onDrain(() => this.#sendHeldPong());
+      this.#heldPong = payload;
+      return;
+    }
+    // RFC 6455 §5.5.1: nothing after our close frame.
+    if (!this.#engine.closeSent && this.#sender.writable) {
+      this.#sender.transmit(this.#engine.encodeControl(Opcode.Pong, payload));
+    }
+  }
+
+  #sendHeldPong(): void {
+    const payload = this.#heldPong;
+    this.#heldPong = undefined;
+    if (payload !== undefined) this.#pong(payload);
   }
 
   #assertReadable(): void {

@@ -8,8 +8,11 @@
  *   messages pass it and nobody waits for them. Bytes then stay in the
  *   kernel and TCP pushes back on the peer.
  * - Control frames are answered while input flows (the pump is eager up to
- *   those bounds), and a pong that cannot be written stops input until the
- *   socket drains.
+ *   those bounds); the Conn holds at most one pong while its socket is full.
+ * - Nothing is dropped once the application reads: during the close
+ *   handshake, messages keep their place (backpressure as usual, bounded by
+ *   the close timeout); only a connection nobody has read drops what would
+ *   overflow the queue, so that the peer's close frame can still be found.
  * - Fair: input is processed in slices of about a millisecond; then the
  *   pump yields to the event loop (`setImmediate`) before it goes on, so
  *   one busy connection cannot starve the others.
@@ -40,10 +43,6 @@ export interface ReceiveHost {
   refused(): void;
   /** The transport ended with no close frame; returns the error reads end with. */
   lost(): Error;
-  /** Whether a pong or close reply just written has to wait for 'drain'. */
-  mustDrain(): boolean;
-  /** Calls back once the socket has drained (or is gone). */
-  onDrain(callback: () => void): void;
 }
 
 /** The receive pump and the queue of received data, in pieces. */
@@ -68,10 +67,11 @@ export class Receiver {
   #paused = false;
   #pumping = false;
   #deferred = false;
-  #blocked = false;
   #sliceStart = 0;
-  /** Drop messages that arrive while the queue is full and nobody reads (the close handshake sets it). */
+  /** Drop messages that would overflow the queue of a connection nobody reads (the close handshake sets it). */
   #discardWhenFull = false;
+  /** A held-back close or failure is due to take effect on the next turn. */
+  #settling = false;
   /** The message being dropped. */
   #dropping = false;
   /** Data messages are refused (closeRead()). */
@@ -125,6 +125,16 @@ export class Receiver {
     if (pending !== undefined) this.#terminal(pending);
   }
 
+  /** Once the messages before a held-back close are all taken, it takes effect a turn later (the application may still answer them). */
+  #settleSoon(): void {
+    if (this.#pending === undefined || this.hasPiece || this.#settling) return;
+    this.#settling = true;
+    setImmediate(() => {
+      this.#settling = false;
+      this.settle();
+    });
+  }
+
   /** Whether a whole message is queued. */
   get hasMessage(): boolean {
     return this.#complete > 0;
@@ -146,14 +156,20 @@ export class Receiver {
     const first = this.#shift();
     this.#midType = 0;
     this.#complete--;
-    if (first.fin) return { type, data: first.data };
+    if (first.fin) {
+      this.#settleSoon();
+      return { type, data: first.data };
+    }
     const parts = [first.data];
     let size = first.data.length;
     for (;;) {
       const piece = this.#shift();
       parts.push(piece.data);
       size += piece.data.length;
-      if (piece.fin) return { type, data: Buffer.concat(parts, size) };
+      if (piece.fin) {
+        this.#settleSoon();
+        return { type, data: Buffer.concat(parts, size) };
+      }
     }
   }
 
@@ -165,6 +181,7 @@ export class Receiver {
     if (piece.fin) {
       this.#complete--;
       this.#midType = 0;
+      this.#settleSoon();
     } else {
       this.#midType = type;
     }
@@ -235,7 +252,7 @@ export class Receiver {
 
   /** Runs the engine over the input while someone wants it and the bounds allow. */
   pump(): void {
-    if (this.#pumping || this.#blocked) return;
+    if (this.#pumping) return;
     if (this.#deferred) return this.#flow();
     this.#pumping = true;
     try {
@@ -253,20 +270,27 @@ export class Receiver {
       const event = engine.next();
       if (event === undefined) break;
       this.#handle(event);
-      if (this.#blocked) return;
       // Check the clock now and then, and after any costly event.
       if ((++count & 31) === 0 || (event.kind === 'data' && event.data.length > 16384)) {
         const spent = count >= sliceEvents || performance.now() - this.#sliceStart > sliceMs;
         if (spent && !this.#eof) return this.#defer();
       }
     }
-    if (this.#eof && this.#end === undefined && this.#pending === undefined) this.finish(this.#host.lost());
+    if (!this.#eof || this.#end !== undefined) return;
+    // The transport ended: a held-back close takes effect now, else the connection is lost.
+    if (this.#pending !== undefined) this.settle();
+    else this.finish(this.#host.lost());
   }
 
   /** Whether the queue is over its bound with nobody waiting for what it holds. */
   #full(): boolean {
-    if (this.#bytes < highWaterMark) return false;
-    return this.#wake === undefined && this.demand === 0;
+    if (this.#bytes < highWaterMark || this.#wake !== undefined) return false;
+    // Input is wanted without growing the queue: refused (closeRead) or dropped (close, nobody reads).
+    return !(this.demand > 0 && (this.refuse || this.#discarding()));
+  }
+
+  #discarding(): boolean {
+    return this.#discardWhenFull && !this.reading;
   }
 
   #defer(): void {
@@ -284,14 +308,13 @@ export class Receiver {
         return this.#data(event);
       case 'ping':
       case 'pong':
-        this.#host.control(event);
-        return this.#afterReply();
+        return this.#host.control(event);
       case 'close':
       case 'fail':
         // An application that reads gets the messages that came first before the
         // close takes effect, so it can still answer them. Once our own close frame
         // is out, or when nobody reads, it takes effect at once (the messages stay readable).
-        if (!this.hasPiece || !this.reading || (event.kind === 'close' && this.#engine.closeSent)) {
+        if (!this.hasPiece || !this.reading || this.#engine.closeSent) {
           return this.#terminal(event);
         }
         this.#pending = event;
@@ -302,7 +325,6 @@ export class Receiver {
   #terminal(event: CloseEvent | FailEvent): void {
     if (event.kind === 'close') {
       this.finish(this.#host.peerClosed(event));
-      this.#afterReply();
     } else {
       this.#host.failed(event);
       this.finish(event.error);
@@ -312,23 +334,13 @@ export class Receiver {
   #data(event: DataEvent): void {
     if (this.refuse) return this.#host.refused();
     if (event.start) {
-      this.#dropping = this.#discardWhenFull && this.#bytes >= highWaterMark && this.#wake === undefined;
+      this.#dropping = this.#discarding() && this.#bytes >= highWaterMark && this.#wake === undefined;
     }
     if (this.#dropping) return;
     this.#pieces.push(event);
     this.#bytes += event.data.length + pieceCost;
     if (event.fin) this.#complete++;
     if (event.fin || this.#wakeOnPiece) this.#wakeReader();
-  }
-
-  /** A pong that cannot be written stops input until the socket drains (RFC 6455 §5.5.2 without unbounded buffering). */
-  #afterReply(): void {
-    if (!this.#host.mustDrain()) return;
-    this.#blocked = true;
-    this.#host.onDrain(() => {
-      this.#blocked = false;
-      this.pump();
-    });
   }
 
   #wakeReader(): void {
@@ -339,7 +351,7 @@ export class Receiver {
 
   /** Pauses the socket while the engine holds a full buffer of unparsed bytes; resumes it otherwise. */
   #flow(): void {
-    const full = this.#engine.buffered >= highWaterMark || this.#blocked;
+    const full = this.#engine.buffered >= highWaterMark;
     if (full && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();

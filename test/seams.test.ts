@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
 import { after, afterEach, describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { closeStatus } from '../src/close.js';
 import { MessageType, newConn, type Conn } from '../src/conn.js';
 import { ClosedError, ProtocolError } from '../src/errors.js';
 import { deferred } from '../src/internal/deferred.js';
@@ -126,6 +127,77 @@ for (const setup of setups) {
       assert.equal(info.code, 1000);
     });
 
+    it('close() loses nothing the application goes on reading (300 × 1 KiB already in flight)', { timeout: 15_000 }, async () => {
+      const { local, peer } = await setup.open();
+      const count = 300;
+      const sent = (async () => {
+        for (let i = 0; i < count; i++) await peer.write(MessageType.Binary, new Uint8Array(1024).fill(i & 0xff));
+      })();
+      const peerReads = peer.read().catch(() => {}); // answers our close in time
+      assert.equal((await local.read()).data[0], 0);
+      const closing = local.close(1000);
+      let got = 1;
+      try {
+        for (;;) {
+          const { data } = await local.read();
+          assert.equal(data[0], got & 0xff, `message ${got} out of order`);
+          got++;
+        }
+      } catch (err) {
+        assert.equal(closeStatus(err), 1000, String(err));
+      }
+      await sent.catch(() => {});
+      assert.equal(got, count);
+      assert.equal((await closing).wasClean, true);
+      await peerReads;
+    });
+
+    it('netConn end() with a slow consumer: all 300 KiB the peer sent first arrive, in order', { timeout: 20_000 }, async () => {
+      const { local, peer } = await setup.open();
+      const stream = netConn(local, MessageType.Binary);
+      for (let i = 0; i < 300; i++) await peer.write(MessageType.Binary, new Uint8Array(1024).fill(i & 0xff));
+      stream.end();
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of stream) {
+        chunks.push(chunk as Uint8Array);
+        if (chunks.length % 16 === 0) await nextTurn(); // a consumer slower than the wire
+      }
+      const all = Buffer.concat(chunks);
+      assert.equal(all.length, 300 * 1024);
+      for (let i = 0; i < 300; i++) assert.equal(all[i * 1024], i & 0xff, `message ${i}`);
+    });
+
+    it('a peer close behind the last messages is answered once they are read, with no further read', { timeout: 10_000 }, async () => {
+      const { local, peer } = await setup.open({ peer: { closeTimeout: 3000 } });
+      const first = local.read();
+      for (const s of ['a', 'b', 'c']) await peer.write(MessageType.Text, s);
+      const peerClose = peer.close(1000, 'bye');
+      const got = [str((await first).data), str((await local.read()).data), str((await local.read()).data)];
+      assert.deepEqual(got, ['a', 'b', 'c']);
+      const info = await peerClose;
+      assert.equal(info.wasClean, true, `the peer's close ended ${info.code}: ${String(info.error)}`);
+      assert.equal((await local.closed).code, 1000);
+    });
+
+    it('keepalive pings do not deadlock two ends writing big messages both ways', { timeout: 20_000 }, async () => {
+      const { local, peer } = await setup.open({
+        local: { readLimit: -1 },
+        peer: { readLimit: -1, keepalive: { interval: 20, timeout: 10_000 } },
+      });
+      const big = new Uint8Array(1 << 20);
+      const rounds = 120;
+      const echo = (async () => {
+        for (;;) await peer.write(MessageType.Binary, (await peer.read()).data);
+      })().catch(() => {});
+      const reads = (async () => {
+        for (let i = 0; i < rounds; i++) await local.read();
+      })();
+      for (let i = 0; i < rounds; i++) await local.write(MessageType.Binary, big);
+      await reads;
+      local.closeNow();
+      await echo;
+    });
+
     it('5. messages received before the peer dropped the connection are still read', { timeout: 10_000 }, async () => {
       const { local, peer } = await setup.open();
       for (let i = 0; i < 3; i++) await peer.write(MessageType.Text, `before ${i}`);
@@ -205,23 +277,28 @@ describe('seams: the raw protocol', { timeout: 30_000 }, () => {
       return room;
     }) as typeof socket.write;
     const pings = 60_000;
-    const payload = 'x'.repeat(125);
-    const batch = encodeAll(Array.from({ length: 1000 }, () => ping(payload)), true);
-    for (let i = 0; i < pings / 1000; i++) peer.write(batch);
-    // Wait (by event-loop turns, bounded) until the Conn has stopped taking input.
+    const payload = (i: number): string => `${i}`.padStart(125, 'x');
+    for (let batch = 0; batch < pings / 1000; batch++) {
+      peer.write(encodeAll(Array.from({ length: 1000 }, (_, i) => ping(payload(batch * 1000 + i))), true));
+    }
+    // Wait (by event-loop turns, bounded) until the Conn has filled its send buffer.
     for (let turn = 0; turn < 10_000 && !socket.writableNeedDrain; turn++) await nextTurn();
     assert.ok(socket.writableNeedDrain, 'the Conn never filled its send buffer');
     const bound = socket.writableHighWaterMark + 131;
     assert.ok(most <= bound, `send buffer grew to ${most} B (bound ${bound} B)`);
-    // Now read the pongs: every ping is answered, in bounded memory.
+    // Now read: the latest ping is answered (RFC 6455 §5.5.3 lets a held pong answer only the most recent).
     const frames = new FrameParser();
     let pongs = 0;
-    const allPongs = deferred<void>();
+    const lastPong = deferred<void>();
     peer.on('data', (chunk: Buffer) => {
-      pongs += frames.push(chunk).filter((frame) => frame.opcode === 0xa).length;
-      if (pongs === pings) allPongs.resolve();
+      for (const frame of frames.push(chunk)) {
+        if (frame.opcode !== 0xa) continue;
+        pongs++;
+        if (str(frame.payload) === payload(pings - 1)) lastPong.resolve();
+      }
     });
-    await allPongs.promise;
+    await lastPong.promise;
+    assert.ok(pongs < pings, `every one of ${pings} pings got its own pong: they were buffered`);
     assert.ok(most <= bound, `send buffer grew to ${most} B (bound ${bound} B)`);
     peer.destroy();
     await conn.closed;

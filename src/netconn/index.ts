@@ -80,9 +80,9 @@ export interface NetConn extends Duplex {
  *   64 KiB of unread messages). A consumer that stops reading lets that
  *   buffer fill; then TCP pushes back and pings wait until it reads on.
  *   After `end()` the peer's data keeps arriving until its close frame:
- *   what it sent before seeing our close is all delivered, in order, while
- *   the consumer reads (what nobody reads once the buffer is full is
- *   dropped, so that the close handshake can finish).
+ *   what it sent before seeing our close is all delivered, in order (the
+ *   close handshake waits for a slow consumer, up to the Conn's
+ *   `closeTimeout`).
  * - **`destroy()` drops the connection at once** (`conn.closeNow()`): the
  *   peer sees it end without a close frame (code 1006), as it would see a TCP
  *   reset. It leaves alone a close handshake the Conn is already running
@@ -243,13 +243,10 @@ class WebSocketDuplex extends Duplex implements NetConn {
     this.#ending = true;
     this.#conn.close(1000).then((info) => {
       if (!info.wasClean) return callback(info.error ?? new ClosedError('the close handshake did not complete'));
-      // The Conn is closed: nothing more can arrive. End the readable side
-      // now (a pending pull ends it by itself) so that 'end' and 'close'
-      // come even if nobody reads, as with a net.Socket.
-      if (!this.#pulling) {
-        this.push(null);
-        this.read(0);
-      }
+      // The Conn is closed: nothing more can arrive, but what it received
+      // before the peer's close may still be queued. Pull it (the pull ends
+      // the readable side once the Conn reports the close).
+      if (!this.#pulling) this.read(0);
       callback();
     }, callback);
   }

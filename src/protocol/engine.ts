@@ -211,7 +211,8 @@ export class Protocol {
   /**
    * Fails the connection for a reason this end found (RFC 6455 §7.1.7):
    * input stops; `closeReply()` then gives the close frame carrying
-   * `error.code` to send.
+   * `error.code` to send. After the peer's close frame (or an earlier
+   * failure) it changes nothing: `closeReply()` answers that instead.
    */
   fail(error: ProtocolError | MessageTooBigError): void {
     this.#failed(error);
@@ -392,7 +393,7 @@ export class Protocol {
    */
   encodeMessage(type: 1 | 2, data: string | Uint8Array, compress?: boolean): Uint8Array {
     this.#assertCanSend();
-    if (this.#sending !== 0) throw new ClosedError('a fragmented message is being sent');
+    if (this.#sending !== 0) throw new Error('a fragmented message is being sent: end it with encodeFragment(…, fin = true) first');
     if (this.#deflate === undefined || compress === false) return this.#frame(true, false, type, data);
     const deflater = this.#deflaterNow();
     if (compress === undefined) {

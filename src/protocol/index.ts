@@ -28,7 +28,8 @@ export {
   type ProtocolEvent,
   type ProtocolOptions,
 } from './engine.js';
-export { encodeFrame, randomMaskKey } from './encode.js';
+export { encodeFrame } from './encode.js';
+export { maskKey } from './mask-key.js';
 export { decodeClosePayload, encodeClosePayload, isValidCloseCode, StatusCode, type ClosePayload } from './close-frame.js';
 export {
   decodeHeader,
