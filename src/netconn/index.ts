@@ -174,6 +174,8 @@ class WebSocketDuplex extends Duplex implements NetConn {
       (chunk) => {
         this.#pulling = false;
         this.push(chunk);
+        // At the end, a read lets 'end' come even when nobody is reading now.
+        if (chunk === null) this.read(0);
       },
       (err: unknown) => {
         this.#pulling = false;
