@@ -178,6 +178,7 @@ export class Conn {
       deflate: init.deflate,
       readLimit: checkLimit(options.readLimit ?? defaultReadLimit),
       compressionThreshold: options.compressionThreshold,
+      allocate: (size) => this.#sender.allocate(size),
     });
     this.#sender = new Sender(socket);
     this.#receiver = new Receiver(socket, this.#engine, host);

@@ -25,8 +25,9 @@ export function randomMaskKey(): Uint8Array {
 }
 
 /**
- * Encodes a whole frame into a new buffer. A string payload is written as
- * UTF-8. With `maskKey` the payload is masked (client frames).
+ * Encodes a whole frame into a new buffer (from `allocate`, for a byte
+ * payload). A string payload is written as UTF-8. With `maskKey` the
+ * payload is masked (client frames).
  */
 export function encodeFrame(
   fin: boolean,
@@ -34,22 +35,23 @@ export function encodeFrame(
   opcode: number,
   payload: Uint8Array | string,
   maskKey: Uint8Array | undefined,
+  allocate: (size: number) => Uint8Array = Buffer.allocUnsafe,
 ): Uint8Array {
   const text = typeof payload === 'string';
   const payloadLength = text ? Buffer.byteLength(payload) : payload.length;
   const start = headerLength(payloadLength, maskKey !== undefined);
   const header = { fin, rsv1, rsv2: false, rsv3: false, opcode, payloadLength, maskKey };
   if (text || maskKey === undefined || payloadLength < 64) {
-    const out = Buffer.allocUnsafe(start + payloadLength);
+    const out = text ? Buffer.allocUnsafe(start + payloadLength) : allocate(start + payloadLength);
     encodeHeader(header, out);
-    if (text) out.write(payload, start, 'utf8');
+    if (text) (out as Buffer).write(payload, start, 'utf8');
     else out.set(payload, start);
     if (maskKey !== undefined) maskInPlace(out.subarray(start), maskKey);
     return out;
   }
   // Start the frame so that its payload lines up with the caller's bytes
   // modulo 4: then masking copies a word at a time, in one pass.
-  const room = Buffer.allocUnsafe(start + payloadLength + 3);
+  const room = allocate(start + payloadLength + 3);
   const shift = (payload.byteOffset - (room.byteOffset + start)) & 3;
   const out = room.subarray(shift, shift + start + payloadLength);
   encodeHeader(header, out);

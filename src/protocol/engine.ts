@@ -29,6 +29,8 @@ export interface ProtocolOptions {
   compressionThreshold?: number | undefined;
   /** Makes the 4-byte masking keys of a client; by default a strong random source (RFC 6455 §10.3). Tests pass a fixed one. */
   maskKey?: () => Uint8Array;
+  /** Allocates the buffer an outgoing frame is built in (default `Buffer.allocUnsafe`), so a transport can reuse buffers. */
+  allocate?: (size: number) => Uint8Array;
 }
 
 /** A piece of a data message: the first piece has `start`, the last `fin`. Text is validated UTF-8. */
@@ -102,6 +104,7 @@ export class Protocol {
   readonly #deflate: DeflateParams | undefined;
   readonly #threshold: number | undefined;
   readonly #maskKey: () => Uint8Array;
+  readonly #allocate: ((size: number) => Uint8Array) | undefined;
   #limit: number;
   #inflater: MessageInflater | undefined;
   #deflater: MessageDeflater | undefined;
@@ -136,6 +139,7 @@ export class Protocol {
     this.#limit = options.readLimit ?? Infinity;
     this.#threshold = options.compressionThreshold;
     this.#maskKey = options.maskKey ?? randomMaskKey;
+    this.#allocate = options.allocate;
   }
 
   /** The largest message in bytes, after decompression (Infinity for none); applies from the next frame on. */
@@ -455,7 +459,7 @@ export class Protocol {
   }
 
   #frame(fin: boolean, rsv1: boolean, opcode: number, payload: Uint8Array | string): Uint8Array {
-    return encodeFrame(fin, rsv1, opcode, payload, this.client ? this.#maskKey() : undefined);
+    return encodeFrame(fin, rsv1, opcode, payload, this.client ? this.#maskKey() : undefined, this.#allocate);
   }
 
   #deflaterNow(): MessageDeflater {
