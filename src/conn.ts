@@ -17,8 +17,10 @@ import {
   checkLimit,
   checkMessage,
   defaultReadLimit,
+  type CloseReadOptions,
   type ConnOptions,
   type Message,
+  type MessageReader,
   type MessageType,
   type SignalOptions,
   type WriteOptions,
@@ -31,7 +33,7 @@ import { Sender } from './send.js';
 import { messageSink } from './write.js';
 
 export { MessageType, defaultReadLimit } from './options.js';
-export type { ConnOptions, Message, SignalOptions, WriteOptions } from './options.js';
+export type { CloseReadOptions, ConnOptions, Message, MessageReader, SignalOptions, WriteOptions } from './options.js';
 export type { CloseInfo } from './close.js';
 
 /** @internal What `accept()` and `dial()` hand to a new Conn. */
@@ -46,20 +48,6 @@ export interface ConnInit {
   /** The permessage-deflate parameters agreed, when compression was negotiated. */
   deflate?: DeflateParams | undefined;
   options: ConnOptions;
-}
-
-/** What `Conn.reader()` resolves with: one message, as it arrives. */
-export interface MessageReader {
-  /** Text (1) or binary (2). */
-  type: MessageType;
-  /** The message's payload, piece by piece; it ends with the message. */
-  stream: ReadableStream<Uint8Array>;
-}
-
-/** Options of `Conn.closeRead()`. */
-export interface CloseReadOptions {
-  /** Aborting it stops the background reading (the connection stays open). */
-  signal?: AbortSignal;
 }
 
 /** Only this module can make a Conn: its constructor wants this key. */

@@ -28,6 +28,20 @@ export interface Message {
   data: Uint8Array;
 }
 
+/** What `Conn.reader()` resolves with: one message, as it arrives. */
+export interface MessageReader {
+  /** Text (1) or binary (2). */
+  type: MessageType;
+  /** The message's payload, piece by piece; it ends with the message. */
+  stream: ReadableStream<Uint8Array>;
+}
+
+/** Options of `Conn.closeRead()`. */
+export interface CloseReadOptions {
+  /** Aborting it stops the background reading (the connection stays open). */
+  signal?: AbortSignal;
+}
+
 /** Options every wait-bearing call takes. */
 export interface SignalOptions {
   /** Aborting it rejects the call with `signal.reason`; see each method for what stays. */
