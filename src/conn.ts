@@ -8,7 +8,6 @@
  */
 import type { Duplex } from 'node:stream';
 import { closeStatus, Closing, type CloseHost, type CloseInfo } from './close.js';
-import type { DeflateParams } from './compress.js';
 import { ClosedError, ProtocolError } from './errors.js';
 import { Opcode } from './frame.js';
 import { Lock } from './internal/lock.js';
@@ -18,6 +17,7 @@ import {
   checkMessage,
   defaultReadLimit,
   type CloseReadOptions,
+  type ConnInit,
   type ConnOptions,
   type Message,
   type MessageReader,
@@ -33,22 +33,12 @@ import { Sender } from './send.js';
 import { messageSink } from './write.js';
 
 export { MessageType, defaultReadLimit } from './options.js';
-export type { CloseReadOptions, ConnOptions, Message, MessageReader, SignalOptions, WriteOptions } from './options.js';
+export type { CloseReadOptions, ConnInit, ConnOptions, Message, MessageReader, SignalOptions, WriteOptions } from './options.js';
 export type { CloseInfo } from './close.js';
 
-/** @internal What `accept()` and `dial()` hand to a new Conn. */
-export interface ConnInit {
-  socket: Duplex;
-  /** Bytes that arrived after the handshake, read before anything else. */
-  head?: Uint8Array;
-  /** True on the dialing side: we mask, and the peer must not. */
-  client: boolean;
-  subprotocol: string;
-  extensions: string;
-  /** The permessage-deflate parameters agreed, when compression was negotiated. */
-  deflate?: DeflateParams | undefined;
-  options: ConnOptions;
-}
+/** Where a socket keeps its Conn, for the listeners all Conns share. */
+const connKey: unique symbol = Symbol('wsconn.conn');
+type Tagged = Duplex & { [connKey]?: Conn };
 
 /** Only this module can make a Conn: its constructor wants this key. */
 const internal: unique symbol = Symbol('wsconn.internal');
@@ -99,8 +89,6 @@ export class Conn {
   readonly #writeLock = new Lock();
   #closeRead: AbortController | undefined;
   #pinger: Pinger | undefined;
-  /** The payload of the pong held while the socket is full (only the latest ping's is kept). */
-  #heldPong: Uint8Array | undefined;
 
   /**
    * What the pump and the close handshake need of a Conn, on one
@@ -161,25 +149,52 @@ export class Conn {
     this.#socket = socket;
     this.#options = options;
     const host = new Conn.#Host(this);
+    this.#sender = new Sender(socket);
     this.#engine = new Protocol({
       client: init.client,
       deflate: init.deflate,
       readLimit: checkLimit(options.readLimit ?? defaultReadLimit),
       compressionThreshold: options.compressionThreshold,
-      allocate: (size) => this.#sender.allocate(size),
+      allocate: this.#sender.allocate,
     });
-    this.#sender = new Sender(socket);
     this.#receiver = new Receiver(socket, this.#engine, host);
     this.#closing = new Closing(socket, this.#engine, this.#receiver, host, options.closeTimeout ?? 5000);
     this.closed = this.#closing.closed;
-    socket.on('end', () => this.#closing.peerEnded());
-    socket.on('error', (err: Error) => this.#closing.socketFailed(err));
-    socket.on('close', () => this.#closing.socketClosed());
+    // Listeners shared by all Conns, which find their Conn on the socket: a
+    // closure per listener and connection would cost its context and feedback.
+    (socket as Tagged)[connKey] = this;
+    socket.on('data', Conn.#onData);
+    socket.on('end', Conn.#onEnd);
+    socket.on('error', Conn.#onError);
+    socket.on('close', Conn.#onClose);
+    socket.on('drain', Conn.#onDrain);
     this.#receiver.start(init.head);
     if (socket.destroyed) queueMicrotask(() => this.#closing.socketClosed());
     if (options.keepalive !== undefined) {
       this.#pingerNow().startHeartbeat(options.keepalive.interval, options.keepalive.timeout);
     }
+  }
+
+  static #onData(this: Duplex, chunk: Buffer): void {
+    (this as Tagged)[connKey]!.#receiver.received(chunk);
+  }
+
+  static #onEnd(this: Duplex): void {
+    const conn = (this as Tagged)[connKey]!;
+    conn.#closing.peerEnded();
+    conn.#receiver.ended();
+  }
+
+  static #onError(this: Duplex, err: Error): void {
+    (this as Tagged)[connKey]!.#closing.socketFailed(err);
+  }
+
+  static #onClose(this: Duplex): void {
+    (this as Tagged)[connKey]!.#closing.socketClosed();
+  }
+
+  static #onDrain(this: Duplex): void {
+    (this as Tagged)[connKey]!.#sender.drained();
   }
 
   /** The peer's IP address, when the connection runs over TCP. */
@@ -505,35 +520,11 @@ export class Conn {
     const { payload } = event;
     if (event.kind === 'ping') {
       const answer = this.#options.onPingReceived?.(payload);
-      if (answer !== false) this.#pong(payload);
+      if (answer !== false) this.#sender.pong(this.#engine, payload);
     } else {
       this.#options.onPongReceived?.(payload);
       this.#pinger?.pong(payload);
     }
-  }
-
-  /**
-   * Answers a ping (RFC 6455 §5.5.2: the pong carries its payload). While
-   * the socket is full, one pong is held and later pings replace it: §5.5.3
-   * allows answering only the most recent ping, and a peer that pings
-   * without reading cannot grow our send buffer.
-   */
-  #pong(payload: Uint8Array): void {
-    if (this.#sender.full) {
-      if (this.#heldPong === undefined) this.#sender.onDrain(() => this.#sendHeldPong());
-      this.#heldPong = payload;
-      return;
-    }
-    // RFC 6455 §5.5.1: nothing after our close frame.
-    if (!this.#engine.closeSent && this.#sender.writable) {
-      this.#sender.transmit(this.#engine.encodeControl(Opcode.Pong, payload));
-    }
-  }
-
-  #sendHeldPong(): void {
-    const payload = this.#heldPong;
-    this.#heldPong = undefined;
-    if (payload !== undefined) this.#pong(payload);
   }
 
   #assertReadable(): void {

@@ -3,6 +3,8 @@
  * @module
  */
 import { isUtf8 } from 'node:buffer';
+import type { Duplex } from 'node:stream';
+import type { DeflateParams } from './internal/deflate-params.js';
 
 /** The two kinds of data message (RFC 6455 §5.6): the values are their opcodes. */
 export const MessageType = {
@@ -40,6 +42,20 @@ export interface MessageReader {
 export interface CloseReadOptions {
   /** Aborting it stops the background reading (the connection stays open). */
   signal?: AbortSignal;
+}
+
+/** @internal What `accept()` and `dial()` hand to a new Conn. */
+export interface ConnInit {
+  socket: Duplex;
+  /** Bytes that arrived after the handshake, read before anything else. */
+  head?: Uint8Array;
+  /** True on the dialing side: we mask, and the peer must not. */
+  client: boolean;
+  subprotocol: string;
+  extensions: string;
+  /** The permessage-deflate parameters agreed, when compression was negotiated. */
+  deflate?: DeflateParams | undefined;
+  options: ConnOptions;
 }
 
 /** Options every wait-bearing call takes. */

@@ -87,24 +87,30 @@ export class Receiver {
     this.#host = host;
   }
 
-  /** Starts taking input: `head` (bytes that came with the handshake) first, then the socket's. */
+  /**
+   * Starts taking input: `head` (bytes that came with the handshake) first,
+   * then the socket's, which its Conn passes to `received()` and `ended()`.
+   */
   start(head: Uint8Array | undefined): void {
-    const socket = this.#socket;
     if (head !== undefined && head.length > 0) this.#engine.receive(head);
-    socket.on('data', (chunk: Buffer) => {
-      this.#engine.receive(chunk);
-      this.#sliceStart = performance.now();
-      this.pump();
-    });
-    socket.on('end', () => {
-      this.#eof = true;
-      this.pump();
-    });
     // A handshake may have paused the socket; the pump decides from now on.
-    socket.resume();
+    this.#socket.resume();
     // The first slice runs a turn later, so that the application can start
     // reading before a close that came with the first bytes takes effect (see #handle).
     this.#defer();
+  }
+
+  /** Bytes from the socket ('data'). */
+  received(chunk: Buffer): void {
+    this.#engine.receive(chunk);
+    this.#sliceStart = performance.now();
+    this.pump();
+  }
+
+  /** The socket's end of input ('end'). */
+  ended(): void {
+    this.#eof = true;
+    this.pump();
   }
 
   /**

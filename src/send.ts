@@ -8,6 +8,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { waitFor } from './internal/abort.js';
+import type { Protocol } from './protocol/engine.js';
 
 /** Frames at least this big are built in the connection's reusable buffer. */
 const scratchMinimum = 64 * 1024;
@@ -22,14 +23,41 @@ export class Sender {
   /** Set once the socket is gone: makes the error waits for 'drain' fail with. */
   #gone: (() => Error) | undefined;
 
+  /** Its Conn passes the socket's 'drain' events to `drained()`. */
   constructor(socket: Duplex) {
     this.#socket = socket;
-    socket.on('drain', () => {
-      const waiters = this.#waiters;
-      if (waiters === undefined) return;
-      this.#waiters = undefined;
-      for (const wake of waiters) wake();
-    });
+  }
+
+  /** The socket drained: wakes every wait for it. */
+  drained(): void {
+    const waiters = this.#waiters;
+    if (waiters === undefined) return;
+    this.#waiters = undefined;
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * Answers a ping (RFC 6455 §5.5.2: the pong carries its payload). While
+   * the socket is full, one pong is held and later pings replace it: §5.5.3
+   * allows answering only the most recent ping, and a peer that pings
+   * without reading cannot grow the send buffer.
+   */
+  pong(engine: Protocol, payload: Uint8Array): void {
+    if (this.full) {
+      if (this.#heldPong === undefined) this.onDrain(() => this.#sendHeldPong(engine));
+      this.#heldPong = payload;
+      return;
+    }
+    // RFC 6455 §5.5.1: nothing after our close frame.
+    if (!engine.closeSent && this.writable) this.transmit(engine.encodeControl(0xa, payload));
+  }
+
+  #heldPong: Uint8Array | undefined;
+
+  #sendHeldPong(engine: Protocol): void {
+    const payload = this.#heldPong;
+    this.#heldPong = undefined;
+    if (payload !== undefined) this.pong(engine, payload);
   }
 
   /** Whether the socket's buffer is over its high-water mark: a frame written now would have to wait. */
