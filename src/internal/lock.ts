@@ -5,7 +5,8 @@
  */
 export class Lock {
   #held = false;
-  #waiters: Array<{ grant: () => void; fail: (reason: unknown) => void }> = [];
+  /** Callers waiting in line; created when the first one waits. */
+  #waiters: Array<{ grant: () => void; fail: (reason: unknown) => void }> | undefined;
   /** Makes the error acquire() rejects with once the lock has failed. */
   #failure: (() => Error) | undefined;
 
@@ -45,17 +46,17 @@ export class Lock {
         },
       };
       const onAbort = (): void => {
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        this.#waiters!.splice(this.#waiters!.indexOf(waiter), 1);
         reject(signal?.reason);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.push(waiter);
+      (this.#waiters ??= []).push(waiter);
     });
   }
 
   /** Hands the lock to the next waiter, or frees it. */
   release(): void {
-    const next = this.#waiters.shift();
+    const next = this.#waiters?.shift();
     if (next === undefined) this.#held = false;
     else next.grant();
   }
@@ -68,6 +69,6 @@ export class Lock {
    */
   fail(error: () => Error): void {
     this.#failure ??= error;
-    for (const waiter of this.#waiters.splice(0)) waiter.fail(error());
+    for (const waiter of this.#waiters?.splice(0) ?? []) waiter.fail(error());
   }
 }

@@ -115,7 +115,8 @@ export class Protocol {
   #fin = false;
   #opcode = 0;
   #remaining = 0;
-  readonly #key = new Uint8Array(4);
+  /** The frame's masking key, as a big-endian number (no typed array per connection). */
+  #key = 0;
   #masked = false;
   #keyOffset = 0;
 
@@ -257,7 +258,7 @@ export class Protocol {
     this.#checkLength(b0, payloadLength);
     const headerLength = 2 + lengthBytes + (masked ? 4 : 0);
     if (head.length < headerLength) return false;
-    if (masked) this.#key.set(head.subarray(headerLength - 4, headerLength));
+    if (masked) this.#key = readUint32(head, headerLength - 4);
     input.skip(headerLength);
     this.#startFrame(b0, payloadLength, masked);
     return true;
@@ -337,7 +338,7 @@ export class Protocol {
       if (input.length === 0) return undefined;
       chunk = input.shift(this.#remaining);
       this.#remaining -= chunk.length;
-      if (this.#masked) this.#keyOffset = maskInPlace(chunk, this.#key, this.#keyOffset);
+      if (this.#masked) this.#keyOffset = maskInPlace(chunk, keyBytes(this.#key), this.#keyOffset);
     }
     const frameDone = this.#remaining === 0;
     const last = this.#fin && frameDone;
@@ -368,7 +369,7 @@ export class Protocol {
     if (input.length < length) return undefined;
     // A copy: a control payload is at most 125 bytes and may be kept by the caller.
     const payload = length === 0 ? new Uint8Array(0) : input.take(length).slice();
-    if (this.#masked) maskInPlace(payload, this.#key);
+    if (this.#masked) maskInPlace(payload, keyBytes(this.#key));
     this.#stage = headerStage;
     this.#remaining = 0;
     if (this.#opcode === Opcode.Ping) return { kind: 'ping', payload };
@@ -466,6 +467,22 @@ export class Protocol {
     this.#deflater ??= new MessageDeflater(this.#deflate!, this.client);
     return this.#deflater;
   }
+}
+
+/** One scratch key for unmasking, filled right before each (synchronous) use. */
+const scratchKey = new Uint8Array(4);
+
+/** The masking key `key` as bytes, in the shared scratch array. */
+function keyBytes(key: number): Uint8Array {
+  scratchKey[0] = key >>> 24;
+  scratchKey[1] = (key >>> 16) & 0xff;
+  scratchKey[2] = (key >>> 8) & 0xff;
+  scratchKey[3] = key & 0xff;
+  return scratchKey;
+}
+
+function readUint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
 
 /** A 16- or 64-bit payload length (RFC 6455 §5.2). */
