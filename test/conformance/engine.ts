@@ -17,11 +17,6 @@ import { concat, describeFrame, encodeAll, FrameParser, Op, type RawFrame } from
 import type { Case, ClosedWant, Negotiation, Role } from './harness.js';
 
 /** Why a case cannot run against the engine, or undefined when it can. */
-export function engineSkip(c: Case): string | undefined {
-  if (c.withHandshake === true) return 'about frames sharing a TCP write with the HTTP handshake: the engine has no handshake';
-  return undefined;
-}
-
 /** The permessage-deflate parameters accept() (server) or dial() (client) would agree on for `negotiation`. */
 export function agreedDeflate(role: Role, negotiation: Negotiation): DeflateParams | undefined {
   const mode = negotiation.options?.compressionMode ?? 'disabled';

@@ -19,7 +19,7 @@ import type { CloseInfo, Conn, ConnOptions } from '../../src/conn.js';
 import { dial } from '../../src/dial.js';
 import { deferred, type Deferred } from '../../src/internal/deferred.js';
 import { leakCheck } from '../helpers/leak.js';
-import { engineSkip, runEngineCase } from './engine.js';
+import { runEngineCase } from './engine.js';
 import {
   bytesOf,
   concat,
@@ -301,8 +301,9 @@ export function conformance(group: string, cases: readonly Case[], negotiation: 
     describe(`${group}: the protocol engine as the ${role}`, { timeout: 60_000 }, () => {
       for (const c of cases) {
         if (c.only !== undefined && c.only !== role) continue;
-        const skip = engineSkip(c);
-        const options = { timeout: 5000, ...(skip === undefined ? {} : { skip }), ...(c.todo === undefined ? {} : { todo: c.todo }) };
+        // The engine has no handshake: a case about frames sharing the handshake's
+        // TCP write runs as frames that are the engine's very first input.
+        const options = c.todo === undefined ? { timeout: 5000 } : { timeout: 5000, todo: c.todo };
         it(c.name, options, () => runEngineCase(role, c, negotiation));
       }
     });
