@@ -443,12 +443,10 @@ export class Conn {
       receiver.demand--;
     };
     if (signal?.aborted) return controller.signal;
-    receiver.refuse = true;
     receiver.demand++;
     signal?.addEventListener('abort', stop, { once: true });
     controller.signal.addEventListener('abort', () => signal?.removeEventListener('abort', stop), { once: true });
-    // Messages already queued were sent to a connection that reads no more.
-    if (receiver.hasPiece) this.#closing.fail(new ProtocolError(1008, 'data message received after closeRead()'));
+    receiver.startRefusing();
     receiver.pump();
     return controller.signal;
   }

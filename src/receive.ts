@@ -74,7 +74,7 @@ export class Receiver {
   #settling = false;
   /** The message being dropped. */
   #dropping = false;
-  /** Data messages are refused (closeRead()). */
+  /** Data messages are refused (closeRead(); see `startRefusing()`). */
   refuse = false;
   /** The application reads this connection (it has called a read at least once). */
   reading = false;
@@ -98,6 +98,12 @@ export class Receiver {
     // The first slice runs a turn later, so that the application can start
     // reading before a close that came with the first bytes takes effect (see #handle).
     this.#defer();
+  }
+
+  /** Refuses data messages from now on (closeRead()); messages already queued are refused at once. */
+  startRefusing(): void {
+    this.refuse = true;
+    if (this.hasPiece) this.#host.refused();
   }
 
   /** Bytes from the socket ('data'). */
@@ -162,21 +168,19 @@ export class Receiver {
     const first = this.#shift();
     this.#midType = 0;
     this.#complete--;
-    if (first.fin) {
-      this.#settleSoon();
-      return { type, data: first.data };
-    }
-    const parts = [first.data];
-    let size = first.data.length;
-    for (;;) {
-      const piece = this.#shift();
-      parts.push(piece.data);
-      size += piece.data.length;
-      if (piece.fin) {
-        this.#settleSoon();
-        return { type, data: Buffer.concat(parts, size) };
+    let data = first.data;
+    if (!first.fin) {
+      const parts = [data];
+      let size = data.length;
+      for (let piece = first; !piece.fin; ) {
+        piece = this.#shift();
+        parts.push(piece.data);
+        size += piece.data.length;
       }
+      data = Buffer.concat(parts, size);
     }
+    this.#settleSoon();
+    return { type, data };
   }
 
   /** Takes the next piece of the message at the front, or undefined when none is queued. */
