@@ -4,13 +4,14 @@
  * answer `101 Switching Protocols` or a complete HTTP error on the raw socket.
  * @module
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CompressionMode, negotiateServer, parseExtensions } from './compress.js';
 import { newConn, type Conn, type ConnOptions } from './conn.js';
 import { checkConnOptions } from './options.js';
 import { HandshakeError } from './errors.js';
 import { acceptKey, isToken, selectSubprotocol, tokenList, verifyUpgradeRequest, type Refusal } from './handshake.js';
+import type { DeflateParams } from './internal/deflate-params.js';
 import { validateGlob } from './internal/glob.js';
 import { refuseUpgrade } from './refuse.js';
 
@@ -119,17 +120,12 @@ export async function accept(
   const refusal = verifyUpgradeRequest(req, opts);
   if (refusal !== undefined) throw refuse(socket, refusal);
 
-  const offered = tokenList(req.headers['sec-websocket-protocol']);
-  const subprotocol = selectSubprotocol(opts.subprotocols ?? [], offered);
-  // RFC 7692 §5: take the first acceptable permessage-deflate offer, if any.
-  const mode = opts.compressionMode ?? CompressionMode.Disabled;
-  const deflate = negotiateServer(parseExtensions(req.headers['sec-websocket-extensions']), mode);
-  const extensions = deflate?.response ?? '';
+  const { subprotocol, extensions, deflate } = negotiate(req.headers, opts);
   socket.write(switchingProtocols(req.headers['sec-websocket-key']!, subprotocol, extensions), 'latin1');
   if (typeof (socket as { setNoDelay?: unknown }).setNoDelay === 'function') {
     (socket as Duplex & { setNoDelay(noDelay: boolean): unknown }).setNoDelay(true);
   }
-  const conn = newConn({ socket, head, client: false, subprotocol, extensions, deflate: deflate?.params, options: opts });
+  const conn = newConn({ socket, head, client: false, subprotocol, extensions, deflate, options: opts });
   socket.off('error', ignoreError);
   return conn;
 }
@@ -157,6 +153,23 @@ export function checkAcceptOptions(opts: AcceptOptions): void {
   if (!Object.values<string>(CompressionMode).includes(mode)) {
     throw new TypeError(`accept: unknown compressionMode ${JSON.stringify(mode)}`);
   }
+}
+
+/**
+ * What the server answers to the client's offers, the same over HTTP/1.1
+ * and HTTP/2: the subprotocol (server preference, RFC 6455 §4.2.2) and the
+ * first acceptable permessage-deflate offer (RFC 7692 §5).
+ * @internal
+ */
+export function negotiate(
+  headers: IncomingHttpHeaders,
+  opts: AcceptOptions,
+): { subprotocol: string; extensions: string; deflate: DeflateParams | undefined } {
+  const offered = tokenList(headers['sec-websocket-protocol']);
+  const subprotocol = selectSubprotocol(opts.subprotocols ?? [], offered);
+  const mode = opts.compressionMode ?? CompressionMode.Disabled;
+  const deflate = negotiateServer(parseExtensions(headers['sec-websocket-extensions']), mode);
+  return { subprotocol, extensions: deflate?.response ?? '', deflate: deflate?.params };
 }
 
 /** Answers `refusal` with a complete response that ends the connection, and returns the error describing it. */

@@ -6,11 +6,11 @@
  * `protocol/close-frame.ts`, re-exported here.
  * @module
  */
-import type { Duplex } from 'node:stream';
 import { ClosedError, CloseError, type MessageTooBigError, type ProtocolError } from './errors.js';
 import { deferred } from './internal/deferred.js';
 import type { Protocol } from './protocol/engine.js';
 import { encodeClosePayload, StatusCode } from './protocol/close-frame.js';
+import type { Transport } from './options.js';
 import type { Receiver } from './receive.js';
 
 export {
@@ -83,7 +83,7 @@ export class Closing {
   /** Settles once, when the TCP connection has closed; never rejects. */
   readonly closed: Promise<CloseInfo>;
   readonly #info = deferred<CloseInfo>();
-  readonly #socket: Duplex;
+  readonly #socket: Transport;
   readonly #engine: Protocol;
   readonly #receiver: Receiver;
   readonly #host: CloseHost;
@@ -98,7 +98,7 @@ export class Closing {
   #settled = false;
   #peerEnded = false;
 
-  constructor(socket: Duplex, engine: Protocol, receiver: Receiver, host: CloseHost, timeout: number) {
+  constructor(socket: Transport, engine: Protocol, receiver: Receiver, host: CloseHost, timeout: number) {
     this.closed = this.#info.promise;
     this.#socket = socket;
     this.#engine = engine;

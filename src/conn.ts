@@ -158,7 +158,7 @@ export class Conn {
       allocate: this.#sender.allocate,
     });
     this.#receiver = new Receiver(socket, this.#engine, host);
-    this.#closing = new Closing(socket, this.#engine, this.#receiver, host, options.closeTimeout ?? 5000);
+    this.#closing = new Closing(init.transport ?? socket, this.#engine, this.#receiver, host, options.closeTimeout ?? 5000);
     this.closed = this.#closing.closed;
     // Listeners shared by all Conns, which find their Conn on the socket: a
     // closure per listener and connection would cost its context and feedback.

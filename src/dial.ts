@@ -15,6 +15,8 @@ import { isToken } from './handshake.js';
 import { deferred } from './internal/deferred.js';
 import { Attempt, type Offer } from './internal/upgrade-attempt.js';
 import { upgradeDirect } from './internal/upgrade-direct.js';
+import type { TlsOptions } from './internal/h2-pool.js';
+import { upgradeHttp2 } from './internal/upgrade-http2.js';
 import type { UpgradeRequest } from './internal/upgrade-request.js';
 import { upgradeThrough } from './internal/upgrade-undici.js';
 
@@ -63,7 +65,34 @@ export interface DialOptions extends ConnOptions {
    * `conn.extensions`.
    */
   compressionMode?: CompressionMode;
+  /**
+   * WebSocket over HTTP/2 (RFC 8441). `'never'` (the default) always
+   * upgrades an HTTP/1.1 connection, as before. `'auto'`, for `wss:`,
+   * offers `h2` in ALPN and uses an extended CONNECT when the server's
+   * SETTINGS enable it, else falls back to HTTP/1.1 (and remembers that for
+   * the idle timeout); for `ws:` it is `'never'`, since cleartext HTTP/2
+   * needs prior knowledge. `'always'` uses HTTP/2 or fails (with prior
+   * knowledge over `ws:`). Dials to one origin with the same `tls` object
+   * (or none) share one HTTP/2 session. Not with a `dispatcher`.
+   * @see RFC 8441 §3–§5
+   */
+  http2?: 'auto' | 'always' | 'never';
+  /**
+   * How long, in ms, a pooled HTTP/2 session stays open after its last
+   * WebSocket closed, for the next dial to reuse. Default 5000. An idle
+   * session does not keep the process alive.
+   */
+  http2IdleTimeout?: number;
+  /**
+   * TLS settings for the connections dial opens itself (`ca`, `cert`,
+   * `key`, `rejectUnauthorized`, `servername` …), over HTTP/1.1 and HTTP/2.
+   * With a `dispatcher`, configure TLS there instead.
+   */
+  tls?: TlsOptions;
 }
+
+/** How long an idle HTTP/2 session stays open by default, in ms. */
+const defaultHttp2IdleTimeout = 5000;
 
 /** How long a handshake may take by default, in ms. */
 const defaultHandshakeTimeout = 30_000;
@@ -110,8 +139,11 @@ const reservedHeaders = new Set([
  * the `Sec-WebSocket-Accept` that matches our key, a subprotocol we offered
  * (or none) and no extensions. Bytes the server sent right after its
  * response are kept for the first read. Credentials in the URL are sent as
- * Basic `authorization` unless `opts.headers` has one. HTTP/2 (RFC 8441) is
- * not supported yet.
+ * Basic `authorization` unless `opts.headers` has one. With `opts.http2`
+ * (`'auto'` or `'always'`), the WebSocket may instead be an extended
+ * CONNECT stream on a shared HTTP/2 session (RFC 8441): the server's `200`
+ * is checked for a subprotocol and extensions we offered, and there is no
+ * key or accept value.
  *
  * The handshake is bounded by `opts.signal` and `opts.handshakeTimeout`
  * (default 30 s); on either, the request is aborted and its socket
@@ -144,7 +176,7 @@ const reservedHeaders = new Set([
  */
 export async function dial(url: string | URL, opts: DialOptions = {}): Promise<Conn> {
   const target = parseTarget(url);
-  const { signal, dispatcher } = opts;
+  const { signal } = opts;
   const timeout = checkTimeout(opts.handshakeTimeout ?? defaultHandshakeTimeout);
   const subprotocols = checkSubprotocols(opts.subprotocols ?? []);
   const compression = checkCompression(opts.compressionMode ?? CompressionMode.Disabled);
@@ -154,12 +186,30 @@ export async function dial(url: string | URL, opts: DialOptions = {}): Promise<C
   signal?.throwIfAborted();
   const where = `${target.origin}${target.pathname}`;
   const offer: Offer = { key, subprotocols, compression, where, connOptions: connOptionsOf(opts) };
-  const request: UpgradeRequest = { target, headers };
-  const through = dispatcher ?? configuredGlobalDispatcher();
-  const start = through === undefined
-    ? (attempt: Attempt) => upgradeDirect(request, attempt)
-    : (attempt: Attempt) => upgradeThrough(through, request, attempt);
-  return handshake(start, offer, signal, timeout);
+  const request: UpgradeRequest = { target, headers, tls: opts.tls };
+  return handshake(chooseStart(request, opts), offer, signal, timeout);
+}
+
+/** The path the request takes: a dispatcher, an HTTP/2 session (RFC 8441), or dial's own HTTP/1.1 connection. */
+function chooseStart(request: UpgradeRequest, opts: DialOptions): (attempt: Attempt) => void {
+  const mode = opts.http2 ?? 'never';
+  if (mode !== 'auto' && mode !== 'always' && mode !== 'never') {
+    throw new TypeError(`dial: http2 must be 'auto', 'always' or 'never', got ${JSON.stringify(mode)}`);
+  }
+  const idleTimeout = opts.http2IdleTimeout ?? defaultHttp2IdleTimeout;
+  if (!(idleTimeout >= 0 && idleTimeout <= maxTimerDelay)) {
+    throw new RangeError(`dial: http2IdleTimeout must be a number of ms from 0 to ${maxTimerDelay}`);
+  }
+  if (opts.dispatcher !== undefined && (mode === 'always' || opts.tls !== undefined)) {
+    throw new TypeError(`dial: ${opts.tls !== undefined ? 'tls' : "http2: 'always'"} cannot be used with a dispatcher`);
+  }
+  // A global dispatcher (a proxy, say) is not bypassed unless asked to: http2 'always' or own tls settings.
+  const through = opts.dispatcher ?? (mode === 'always' || opts.tls !== undefined ? undefined : configuredGlobalDispatcher());
+  if (through !== undefined) return (attempt) => upgradeThrough(through, request, attempt);
+  const secure = request.target.protocol === 'wss:' || request.target.protocol === 'https:';
+  if (mode === 'never' || (mode === 'auto' && !secure)) return (attempt) => upgradeDirect(request, attempt);
+  const h2 = { ...request, mode, tls: opts.tls, idleTimeout };
+  return (attempt) => upgradeHttp2(h2, attempt, () => upgradeDirect(request, attempt));
 }
 
 /**
@@ -199,7 +249,7 @@ function handshake(
 
 /** The Conn's options out of dial's, so the Conn holds no reference to the signal, dispatcher or headers. */
 function connOptionsOf(opts: DialOptions): ConnOptions {
-  const { signal, headers, host, subprotocols, dispatcher, handshakeTimeout, compressionMode, ...connOptions } = opts;
+  const { signal, headers, host, subprotocols, dispatcher, handshakeTimeout, compressionMode, http2, http2IdleTimeout, tls, ...connOptions } = opts;
   return connOptions;
 }
 

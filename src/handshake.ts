@@ -260,14 +260,23 @@ function checkUpgrade(h: IncomingHttpHeaders): Refusal | undefined {
 
 /** The version, key, subprotocol and extension fields of RFC 6455 §4.2.1 (items 5–9). */
 function checkWebSocketFields(h: IncomingHttpHeaders): Refusal | undefined {
-  // RFC 6455 §4.4: answer an unknown version with the versions we speak.
-  if (h['sec-websocket-version'] !== '13') {
-    const headers: Array<[string, string]> = [...upgradeRequired, ['Sec-WebSocket-Version', '13']];
-    return { status: 426, reason: 'Sec-WebSocket-Version must be 13', headers };
-  }
+  const version = checkVersion(h, upgradeRequired);
+  if (version !== undefined) return version;
   // A repeated key reaches us joined with ", " and fails this check too (RFC 6455 §11.3.1: at most once).
   const key = h['sec-websocket-key'];
   if (key === undefined || !isValidKey(key)) return badRequest('Sec-WebSocket-Key must be the base64 of 16 bytes');
+  return checkOffers(h);
+}
+
+/** RFC 6455 §4.4: answer an unknown version with the versions we speak. */
+function checkVersion(h: IncomingHttpHeaders, extra: ReadonlyArray<[string, string]>): Refusal | undefined {
+  if (h['sec-websocket-version'] === '13') return undefined;
+  const headers: Array<[string, string]> = [...extra, ['Sec-WebSocket-Version', '13']];
+  return { status: 426, reason: 'Sec-WebSocket-Version must be 13', headers };
+}
+
+/** The subprotocol and extension offers (RFC 6455 §4.2.1 items 8, 9), the same over HTTP/1.1 and HTTP/2. */
+function checkOffers(h: IncomingHttpHeaders): Refusal | undefined {
   // RFC 6455 §4.1 (item 10): 1#token, each one unique.
   const protocols = parseList(h['sec-websocket-protocol'], 'token');
   if (protocols.error !== undefined) return badRequest(`the Sec-WebSocket-Protocol header ${protocols.error}`);
@@ -285,8 +294,47 @@ function checkWebSocketFields(h: IncomingHttpHeaders): Refusal | undefined {
   return undefined;
 }
 
+/**
+ * Checks an HTTP/2 extended CONNECT (RFC 8441 §4, §5) the way
+ * {@link verifyUpgradeRequest} checks an HTTP/1.1 upgrade, and returns the
+ * refusal to send, or `undefined` when the stream may be answered with
+ * `200`. In order: 405 for a method other than CONNECT; 400 for a CONNECT
+ * without `:protocol` (a plain tunnel request), a missing `:scheme` or
+ * `:path`, or a missing or malformed `:authority`; 501 for a `:protocol`
+ * other than `websocket` (as RFC 9220 §3 advises); then the version (426),
+ * the subprotocol and extension lists (400) and the origin (403), compared
+ * with `:authority`, exactly as over HTTP/1.1. There is no
+ * `Sec-WebSocket-Key` to check: `:protocol` replaces it (RFC 8441 §5).
+ *
+ * @see RFC 8441 §4, §5; RFC 6455 §4.2.1, §10.2
+ * @example
+ * ```ts
+ * import type { IncomingHttpHeaders } from 'node:http2';
+ * import { verifyConnectRequest } from './handshake.js';
+ *
+ * declare const headers: IncomingHttpHeaders;
+ * const refusal = verifyConnectRequest(headers, { originPatterns: ['*.example.com'] });
+ * if (refusal !== undefined) console.log(refusal.status, refusal.reason);
+ * ```
+ */
+export function verifyConnectRequest(h: IncomingHttpHeaders, opts: OriginOptions = {}): Refusal | undefined {
+  if (h[':method'] !== 'CONNECT') {
+    return { status: 405, reason: 'a WebSocket over HTTP/2 must use an extended CONNECT', headers: [['Allow', 'CONNECT']] };
+  }
+  const protocol = h[':protocol'];
+  if (protocol === undefined) return badRequest('a CONNECT without :protocol is a tunnel, not a WebSocket (RFC 8441 §4)');
+  if (protocol !== 'websocket') return { status: 501, reason: `the :protocol ${JSON.stringify(protocol)} is not supported`, headers: [] };
+  // RFC 8441 §4: an extended CONNECT carries :scheme and :path like any request.
+  if (typeof h[':scheme'] !== 'string' || typeof h[':path'] !== 'string' || h[':path'] === '') {
+    return badRequest('an extended CONNECT must have :scheme and :path (RFC 8441 §4)');
+  }
+  const authority = h[':authority'];
+  if (typeof authority !== 'string' || !isValidHost(authority)) return badRequest('the :authority is missing or malformed');
+  return checkVersion(h, []) ?? checkOffers(h) ?? checkOrigin(h, opts, authority);
+}
+
 /** RFC 6455 §10.2: refuse origins the server does not trust. */
-function checkOrigin(h: IncomingHttpHeaders, opts: OriginOptions): Refusal | undefined {
-  if (opts.insecureSkipVerify === true || originAllowed(h.origin, h.host, opts.originPatterns ?? [])) return undefined;
+function checkOrigin(h: IncomingHttpHeaders, opts: OriginOptions, host = h.host): Refusal | undefined {
+  if (opts.insecureSkipVerify === true || originAllowed(h.origin, host, opts.originPatterns ?? [])) return undefined;
   return { status: 403, reason: 'the request Origin is not allowed', headers: [] };
 }

@@ -3,7 +3,9 @@
  * @module wsconn
  */
 export { accept, type AcceptOptions } from './accept.js';
+export { acceptHttp2, isWebSocketConnect } from './accept-http2.js';
 export { dial, type DialOptions } from './dial.js';
+export type { TlsOptions } from './internal/h2-pool.js';
 export {
   Conn,
   MessageType,

@@ -56,6 +56,18 @@ export interface ConnInit {
   /** The permessage-deflate parameters agreed, when compression was negotiated. */
   deflate?: DeflateParams | undefined;
   options: ConnOptions;
+  /**
+   * How the close handshake ends and drops `socket`, when that is not a
+   * plain `end()`/`destroy()`: an HTTP/2 stream (RFC 8441 §5).
+   */
+  transport?: Transport | undefined;
+}
+
+/** @internal What the close handshake does to the transport: end our side (a FIN) or drop it (a reset). */
+export interface Transport {
+  readonly writable: boolean;
+  end(): unknown;
+  destroy(): unknown;
 }
 
 /** Options every wait-bearing call takes. */

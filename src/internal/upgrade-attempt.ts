@@ -11,6 +11,7 @@ import { CompressionMode, parseClientResponse, type DeflateParams } from '../com
 import { newConn, type Conn, type ConnOptions } from '../conn.js';
 import { HandshakeError } from '../errors.js';
 import { acceptKey, hasToken } from '../handshake.js';
+import type { Transport } from '../options.js';
 import type { Deferred } from './deferred.js';
 
 /** How much of a refusal's body `HandshakeError.body` keeps, in bytes. */
@@ -159,6 +160,38 @@ export class Attempt {
     this.#result.resolve(conn);
   }
 
+  /**
+   * The extended CONNECT was answered 200 (RFC 8441 §5): check what the
+   * server negotiated and hand the stream to a new Conn. There is no
+   * `Sec-WebSocket-Accept` to check over HTTP/2.
+   */
+  established(headers: Headers, stream: Duplex, transport: Transport): void {
+    if (this.#settled) {
+      transport.destroy();
+      return;
+    }
+    const verdict = verifyNegotiation(headers, this.#offer);
+    if (typeof verdict === 'string') {
+      transport.destroy();
+      this.#fail(200, headers, verdict);
+      return;
+    }
+    let conn: Conn;
+    try {
+      const { subprotocol, extensions, deflate } = verdict;
+      conn = newConn({ socket: stream, client: true, subprotocol, extensions, deflate, options: this.#offer.connOptions, transport });
+    } catch (err) {
+      transport.destroy();
+      this.#reject(err);
+      return;
+    }
+    this.#settle();
+    this.#result.resolve(conn);
+  }
+
+  /** What a refusal's message says was expected instead: a 101, or over HTTP/2 a 200. */
+  expecting = '101 Switching Protocols';
+
   #fail(status: number, headers: Headers, why: string): void {
     this.cancel(new HandshakeError(`dial ${this.#offer.where}: ${why}`, { status, headers }));
   }
@@ -168,7 +201,7 @@ export class Attempt {
     const bytes = Buffer.concat(body, size);
     // A body cut at the limit may end inside a character: decode as a stream to leave that out.
     const text = new TextDecoder().decode(bytes, { stream: size >= maxBodyBytes });
-    const message = `dial ${this.#offer.where}: the server answered ${status} instead of 101 Switching Protocols`;
+    const message = `dial ${this.#offer.where}: the server answered ${status} instead of ${this.expecting}`;
     return new HandshakeError(message, { status, headers, body: text }, cause === undefined ? undefined : { cause });
   }
 
@@ -203,6 +236,14 @@ function verifyUpgrade(
   if (headers.get('sec-websocket-accept') !== acceptKey(offer.key)) {
     return 'Sec-WebSocket-Accept does not match the Sec-WebSocket-Key sent (RFC 6455 §4.1)';
   }
+  return verifyNegotiation(headers, offer);
+}
+
+/** The subprotocol and extensions the server chose: only what was offered (RFC 6455 §4.1, RFC 7692 §5). */
+function verifyNegotiation(
+  headers: Headers,
+  offer: Offer,
+): string | { subprotocol: string; extensions: string; deflate: DeflateParams | undefined } {
   const subprotocol = headers.get('sec-websocket-protocol');
   if (subprotocol !== null && !offer.subprotocols.includes(subprotocol)) {
     return `the server chose subprotocol ${JSON.stringify(subprotocol)}, which was not offered (RFC 6455 §4.1)`;

@@ -65,7 +65,8 @@ export function upgradeDirect(request: UpgradeRequest, attempt: Attempt): void {
 }
 
 /** Opens the connection; writes before it is up are queued by the socket. */
-function connect({ target, headers }: UpgradeRequest): net.Socket {
+function connect(request: UpgradeRequest): net.Socket {
+  const { target, headers } = request;
   const secure = target.protocol === 'wss:' || target.protocol === 'https:';
   // URL keeps IPv6 literals in brackets; sockets want them bare.
   const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -73,7 +74,7 @@ function connect({ target, headers }: UpgradeRequest): net.Socket {
   if (!secure) return net.connect({ host, port });
   const name = serverName(headers.find(([n]) => n === 'host')?.[1] ?? target.host);
   const session = sessions.get(name === '' ? host : name);
-  const socket = tls.connect({ host, port, servername: name, ALPNProtocols: ['http/1.1'], ...(session && { session }) });
+  const socket = tls.connect({ ...request.tls, host, port, servername: name, ALPNProtocols: ['http/1.1'], ...(request.tls?.servername === undefined ? {} : { servername: request.tls.servername }), ...(session && { session }) });
   socket.on('session', (fresh: Buffer) => {
     const key = name === '' ? host : name;
     sessions.delete(key);

@@ -3,6 +3,7 @@
  * that carries it, and its HTTP/1.1 serialization for the direct path.
  * @module
  */
+import type { TlsOptions } from './h2-pool.js';
 
 /** One upgrade request. */
 export interface UpgradeRequest {
@@ -10,6 +11,8 @@ export interface UpgradeRequest {
   target: URL;
   /** Header fields with lower-case names, validated (no CR, LF or NUL; Latin-1 only); `host` only when overridden. */
   headers: Array<[string, string]>;
+  /** TLS settings for a connection dial opens itself. */
+  tls?: TlsOptions | undefined;
 }
 
 /**

@@ -1,0 +1,202 @@
+/**
+ * The client's HTTP/2 sessions, shared by the dials to one origin (RFC 8441
+ * §3): one TCP/TLS connection per origin and TLS options, kept open for an
+ * idle timeout after its last stream closed.
+ * @module
+ */
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import net from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
+
+/** TLS settings for the connections `dial()` opens itself: node:tls connect options but the address and ALPN, which dial sets. */
+export type TlsOptions = Omit<ConnectionOptions, 'host' | 'port' | 'socket' | 'ALPNProtocols' | 'path'>;
+
+/** How a dial wants HTTP/2: `'auto'` may fall back to HTTP/1.1, `'always'` may not. */
+export type Http2Mode = 'auto' | 'always';
+
+/** What asking for a session found: one that takes extended CONNECTs, or that HTTP/1.1 is the way in. */
+export type SessionResult = { session: Session } | { fallback: string };
+
+/** One pooled HTTP/2 session and the WebSocket streams using it. */
+export class Session {
+  readonly http2: ClientHttp2Session;
+  readonly #key: string;
+  #streams = 0;
+  #timer: NodeJS.Timeout | undefined;
+  idleTimeout: number;
+
+  constructor(key: string, session: ClientHttp2Session, idleTimeout: number) {
+    this.#key = key;
+    this.http2 = session;
+    this.idleTimeout = idleTimeout;
+  }
+
+  /** Whether new streams may be opened on it. */
+  get usable(): boolean {
+    return !this.http2.closed && !this.http2.destroyed && pool.get(this.#key) === this;
+  }
+
+  /** Counts `stream` as a user of the session until it closes; the session stays referenced meanwhile. */
+  track(stream: ClientHttp2Stream): void {
+    this.#streams++;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.http2.ref();
+    stream.once('close', () => {
+      if (--this.#streams === 0) this.#idle();
+    });
+  }
+
+  /** No stream is open: let the process exit, and close the session after the idle timeout. */
+  #idle(): void {
+    if (this.http2.destroyed) return;
+    this.http2.unref();
+    this.#timer = setTimeout(() => this.retire(), this.idleTimeout);
+    this.#timer.unref();
+  }
+
+  /** Takes the session out of the pool; it closes once its open streams have. */
+  retire(): void {
+    if (pool.get(this.#key) === this) pool.delete(this.#key);
+    clearTimeout(this.#timer);
+    if (!this.http2.closed) this.http2.close();
+  }
+
+  /** Starts the idle clock for a session no dial has used yet (its first dial was cancelled or refused). */
+  idleIfUnused(): void {
+    if (this.#streams === 0 && this.#timer === undefined) this.#idle();
+  }
+}
+
+const pool = new Map<string, Session>();
+/** Sessions still starting, so that concurrent dials share the first one's. */
+const starting = new Map<string, Promise<SessionResult>>();
+/** Origins found to speak no RFC 8441, remembered for an idle timeout so `'auto'` goes straight to HTTP/1.1. */
+const noExtendedConnect = new Map<string, string>();
+const tlsIds = new WeakMap<object, number>();
+let nextTlsId = 1;
+
+/** The pool key: dials share a session when the origin and the TLS options object are the same. */
+function keyOf(target: URL, options: TlsOptions | undefined): string {
+  if (options === undefined) return target.origin;
+  let id = tlsIds.get(options);
+  if (id === undefined) tlsIds.set(options, (id = nextTlsId++));
+  return `${target.origin} tls#${id}`;
+}
+
+/**
+ * Finds or starts the HTTP/2 session for `target` and waits until the
+ * server's SETTINGS have said whether it takes extended CONNECTs.
+ */
+export function sessionFor(
+  target: URL,
+  authority: string,
+  options: TlsOptions | undefined,
+  mode: Http2Mode,
+  idleTimeout: number,
+): Promise<SessionResult> {
+  const key = keyOf(target, options);
+  const existing = pool.get(key);
+  if (existing?.usable === true) {
+    existing.idleTimeout = idleTimeout;
+    return Promise.resolve({ session: existing });
+  }
+  const known = noExtendedConnect.get(key);
+  if (known !== undefined && mode === 'auto') return Promise.resolve({ fallback: known });
+  let pending = starting.get(key);
+  if (pending === undefined) {
+    pending = start(key, target, authority, options, mode, idleTimeout);
+    starting.set(key, pending);
+    const done = (): void => void starting.delete(key);
+    pending.then(done, done);
+  }
+  return pending;
+}
+
+function start(
+  key: string,
+  target: URL,
+  authority: string,
+  options: TlsOptions | undefined,
+  mode: Http2Mode,
+  idleTimeout: number,
+): Promise<SessionResult> {
+  return new Promise<SessionResult>((resolve, reject) => {
+    const secure = target.protocol === 'wss:' || target.protocol === 'https:';
+    const fallback = (why: string): void => {
+      noExtendedConnect.set(key, why);
+      const forget = setTimeout(() => noExtendedConnect.delete(key), idleTimeout);
+      forget.unref();
+      resolve({ fallback: why });
+    };
+    const connected = (socket: net.Socket | tls.TLSSocket): void => {
+      const session = http2.connect(`${secure ? 'https' : 'http'}://${authority}`, { createConnection: () => socket });
+      settle(key, session, idleTimeout, resolve, reject, fallback);
+    };
+    if (!secure) {
+      // Cleartext HTTP/2 only with prior knowledge (RFC 9113 §3.3): mode 'always'.
+      const socket = net.connect(endpoint(target));
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        connected(socket);
+      });
+      return;
+    }
+    const alpn = mode === 'auto' ? ['h2', 'http/1.1'] : ['h2'];
+    const servername = serverName(authority);
+    const socket = tls.connect({ ...options, ...endpoint(target), ALPNProtocols: alpn, ...(servername && { servername }) });
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      socket.off('error', reject);
+      if (socket.alpnProtocol === 'h2') return connected(socket);
+      socket.destroy();
+      // RFC 7301: the server chose HTTP/1.1 (or nothing); only 'auto' may use it.
+      if (mode === 'auto') fallback('the server chose HTTP/1.1 in ALPN');
+      else reject(new Error(`the server does not speak HTTP/2 (ALPN chose ${socket.alpnProtocol || 'nothing'})`));
+    });
+  });
+}
+
+/** Waits for the server's first SETTINGS: RFC 8441 §3 lets us CONNECT only if it sent ENABLE_CONNECT_PROTOCOL=1. */
+function settle(
+  key: string,
+  http2Session: ClientHttp2Session,
+  idleTimeout: number,
+  resolve: (result: SessionResult) => void,
+  reject: (err: Error) => void,
+  fallback: (why: string) => void,
+): void {
+  const session = new Session(key, http2Session, idleTimeout);
+  const onError = (err: Error): void => reject(err);
+  const onClose = (): void => reject(new Error('the HTTP/2 session closed before its SETTINGS arrived'));
+  http2Session.once('error', onError);
+  http2Session.once('close', onClose);
+  http2Session.once('remoteSettings', (settings) => {
+    http2Session.off('error', onError);
+    http2Session.off('close', onClose);
+    // Session errors end its streams (and so their Conns); without this listener they would crash the process.
+    http2Session.on('error', () => {});
+    http2Session.once('goaway', () => session.retire());
+    http2Session.once('close', () => session.retire());
+    if (settings.enableConnectProtocol !== true) {
+      http2Session.close();
+      fallback('the server does not enable the extended CONNECT (RFC 8441 §3)');
+      return;
+    }
+    pool.set(key, session);
+    session.idleIfUnused();
+    resolve({ session });
+  });
+}
+
+function endpoint(target: URL): { host: string; port: number } {
+  const secure = target.protocol === 'wss:' || target.protocol === 'https:';
+  const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
+  return { host, port: target.port === '' ? (secure ? 443 : 80) : Number(target.port) };
+}
+
+function serverName(authority: string): string {
+  const name = authority.startsWith('[') ? authority.slice(1, authority.indexOf(']')) : authority.replace(/:\d*$/, '');
+  return net.isIP(name) === 0 ? name : '';
+}
