@@ -24,7 +24,7 @@ const notForHttp2 = new Set(['host', 'sec-websocket-key']);
  * HTTP/1.1 upgrade instead when the mode is `'auto'` and the server takes
  * no extended CONNECT.
  */
-export function upgradeHttp2(request: Http2Request, attempt: Attempt, fallback: () => void): void {
+export function upgradeHttp2(request: Http2Request, attempt: Attempt, fallback: () => void, retries = 1): void {
   const authority = request.headers.find(([name]) => name === 'host')?.[1] ?? request.target.host;
   let stream: ClientHttp2Stream | undefined;
   attempt.started(() => stream?.close(constants.NGHTTP2_CANCEL));
@@ -36,13 +36,27 @@ export function upgradeHttp2(request: Http2Request, attempt: Attempt, fallback: 
         return attempt.error(new Error(result.fallback));
       }
       if (attempt.settled) return result.session.idleIfUnused();
-      stream = openStream(result.session, request, authority, attempt);
+      stream = openStream(result.session, request, authority, attempt, retry);
     },
     (err: Error) => attempt.error(err),
   );
+  // RFC 9113 §8.7: a stream refused (REFUSED_STREAM, or past a GOAWAY's last stream) was not
+  // processed, so it is safe to try once more, on a new session.
+  const retry = (session: Session): boolean => {
+    if (retries === 0 || attempt.settled) return false;
+    session.retire();
+    upgradeHttp2(request, attempt, fallback, retries - 1);
+    return true;
+  };
 }
 
-function openStream(session: Session, request: Http2Request, authority: string, attempt: Attempt): ClientHttp2Stream {
+function openStream(
+  session: Session,
+  request: Http2Request,
+  authority: string,
+  attempt: Attempt,
+  retry: (session: Session) => boolean,
+): ClientHttp2Stream {
   const { target } = request;
   const headers: OutgoingHttpHeaders = {
     ':method': 'CONNECT',
@@ -71,8 +85,12 @@ function openStream(session: Session, request: Http2Request, authority: string, 
     attempt.end();
     stream.close(constants.NGHTTP2_NO_ERROR);
   };
-  const onError = (err: Error): void => attempt.error(err);
-  const onClose = (): void => attempt.error(new Error(`the HTTP/2 stream closed before a response (code ${stream.rstCode})`));
+  const lost = (err: Error): void => {
+    detach();
+    if (!(refused(stream) && retry(session))) attempt.error(err);
+  };
+  const onError = (err: Error): void => lost(err);
+  const onClose = (): void => lost(new Error(`the HTTP/2 stream closed before a response (code ${stream.rstCode})`));
   const detach = (): void => {
     stream.off('response', onResponse);
     stream.off('data', onData);
@@ -86,6 +104,10 @@ function openStream(session: Session, request: Http2Request, authority: string, 
   stream.on('error', onError);
   stream.on('close', onClose);
   return stream;
+}
+
+function refused(stream: ClientHttp2Stream): boolean {
+  return stream.rstCode === constants.NGHTTP2_REFUSED_STREAM;
 }
 
 function responseHeaders(h: IncomingHttpHeaders): Headers {
