@@ -11,6 +11,7 @@ import { newConn, type Conn } from './conn.js';
 import { HandshakeError } from './errors.js';
 import { verifyConnectRequest, type Refusal } from './handshake.js';
 import { isConnectionSpecific, streamTransport } from './internal/h2-stream.js';
+import type { RefuseUpgradeOptions } from './refuse.js';
 
 /** How long a refused stream may linger for its response to be read before it is reset. */
 const refusalLingerMs = 1000;
@@ -97,6 +98,16 @@ export async function acceptHttp2(
   headers: IncomingHttpHeaders,
   opts: AcceptOptions = {},
 ): Promise<Conn> {
+  return acceptStream(stream, headers, undefined, opts);
+}
+
+/** @internal `acceptHttp2()` with bytes already read from the stream (by a helper), read first. */
+export function acceptStream(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  head: Uint8Array | undefined,
+  opts: AcceptOptions,
+): Conn {
   if (stream.destroyed || stream.closed || stream.headersSent) {
     throw new HandshakeError('cannot accept a WebSocket: the HTTP/2 stream is closed or already answered', { status: 0 });
   }
@@ -118,7 +129,7 @@ export async function acceptHttp2(
   if (extensions !== '') response['sec-websocket-extensions'] = extensions;
   stream.respond(response);
   const transport = streamTransport(stream);
-  const conn = newConn({ socket: stream, client: false, subprotocol, extensions, deflate, options: opts, transport });
+  const conn = newConn({ socket: stream, ...(head && { head }), client: false, subprotocol, extensions, deflate, options: opts, transport });
   stream.off('error', ignoreError);
   return conn;
 }
@@ -136,12 +147,18 @@ function refuse(stream: ServerHttp2Stream, refusal: Refusal): HandshakeError {
 export function refuseStream(
   stream: ServerHttp2Stream,
   status: number,
-  options: { headers?: ReadonlyArray<readonly [string, string]>; body?: string } = {},
+  options: RefuseUpgradeOptions = {},
 ): HandshakeError {
-  const body = options.body ?? `${STATUS_CODES[status] ?? 'Error'}\n`;
+  const raw = options.body ?? `${STATUS_CODES[status] ?? 'Error'}\n`;
+  const body = typeof raw === 'string' ? raw : new TextDecoder().decode(raw);
   const fields: Array<[string, string]> = [['content-type', 'text/plain; charset=utf-8']];
-  for (const [name, value] of options.headers ?? []) {
-    if (!isConnectionSpecific(name)) fields.push([name.toLowerCase(), value]);
+  for (const [name, value] of new Headers(options.headers as ConstructorParameters<typeof Headers>[0])) {
+    if (name === 'content-type') fields[0] = [name, value];
+    else if (!isConnectionSpecific(name) && name !== 'content-length') fields.push([name, value]);
+  }
+  if (!Number.isInteger(status) || status < 300 || status > 599) {
+    stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    throw new RangeError(`refuse: status ${status} is not a 3xx, 4xx or 5xx code`);
   }
   if (!stream.destroyed && !stream.closed && !stream.headersSent) {
     stream.on('error', () => {});

@@ -6,13 +6,15 @@
  * @module
  */
 import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { accept, checkAcceptOptions, type AcceptOptions } from './accept.js';
+import { checkAcceptOptions, type AcceptOptions } from './accept.js';
+import { isWebSocketConnect } from './accept-http2.js';
 import { encodeClosePayload } from './close.js';
 import type { Conn } from './conn.js';
 import { HandshakeError } from './errors.js';
-import { verifyUpgradeRequest } from './handshake.js';
-import { refuseUpgrade, type RefuseUpgradeOptions } from './refuse.js';
+import { streamDoor, streamRequest, upgradeDoor, type Door } from './internal/door.js';
+import type { RefuseUpgradeOptions } from './refuse.js';
 import { ConnSet, type CloseAllOptions } from './shutdown.js';
 
 /** What `authenticate` gets besides the request. */
@@ -76,6 +78,19 @@ export interface UpgradeListenerOptions<T> extends AcceptOptions {
  */
 export interface UpgradeListener {
   (req: IncomingMessage, socket: Duplex, head: Uint8Array): void;
+  /**
+   * The same listener for WebSockets over HTTP/2 (RFC 8441): call it from a
+   * `node:http2` server's `'stream'` event. It takes an extended CONNECT
+   * with `:protocol websocket` through the same steps (503, 404, the checks
+   * of `acceptHttp2()`, `authenticate`, the handler, `conns`, `close()`)
+   * and returns true; any other stream it leaves alone and returns false,
+   * for your own code to answer. `authenticate`, the handler and `onError`
+   * get an `IncomingMessage` describing the CONNECT: `method` `'CONNECT'`,
+   * `url` from `:path`, `httpVersion` `'2.0'`, the headers with `host` set
+   * from `:authority`, and the session's socket as `socket`.
+   * @see RFC 8441 §4, §5
+   */
+  readonly stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
   /** The open connections, for broadcasting; they leave by themselves once closed. */
   readonly conns: ConnSet;
   /** True once `close()` has been called. */
@@ -177,12 +192,21 @@ export function createUpgradeListener<T = undefined>(
     tasks: new Set(),
     refusals: new WeakMap(),
   };
-  const listener = (req: IncomingMessage, socket: Duplex, head: Uint8Array): void => {
-    const task = serve(state, req, socket, head).catch((err: unknown) => report(state, err, req));
+  const start = (req: IncomingMessage, door: Door, head: Uint8Array): void => {
+    const task = serve(state, req, door, head).catch((err: unknown) => report(state, err, req));
     state.tasks.add(task);
     void task.then(() => state.tasks.delete(task));
   };
+  const listener = (req: IncomingMessage, socket: Duplex, head: Uint8Array): void => {
+    start(req, upgradeDoor(req, socket, options), head);
+  };
+  const stream = (http2Stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean => {
+    if (!isWebSocketConnect(headers)) return false;
+    start(streamRequest(http2Stream, headers), streamDoor(http2Stream, headers, options), new Uint8Array(0));
+    return true;
+  };
   return Object.defineProperties(listener, {
+    stream: { value: stream, enumerable: true },
     conns: { value: state.conns, enumerable: true },
     closing: { get: () => state.shutdown.signal.aborted, enumerable: true },
     close: { value: (closeOptions?: CloseAllOptions) => shutDown(state, closeOptions) },
@@ -190,9 +214,9 @@ export function createUpgradeListener<T = undefined>(
 }
 
 /** Handles one upgrade from the request to the handler's end; throws what onError should see. */
-async function serve<T>(state: State<T>, req: IncomingMessage, socket: Duplex, head: Uint8Array): Promise<void> {
+async function serve<T>(state: State<T>, req: IncomingMessage, door: Door, head: Uint8Array): Promise<void> {
   const pathname = pathnameOf(req.url);
-  const { conn, user } = await handshake(state, req, socket, head, pathname);
+  const { conn, user } = await handshake(state, req, door, head, pathname);
   await run(state, conn, { req, pathname, user });
 }
 
@@ -203,27 +227,28 @@ const earlyBytesLimit = 64 * 1024;
 async function handshake<T>(
   state: State<T>,
   req: IncomingMessage,
-  socket: Duplex,
+  door: Door,
   head: Uint8Array,
   pathname: string,
 ): Promise<{ conn: Conn; user: T }> {
+  const { socket } = door;
   // Until a Conn owns the socket, a reset must not crash the process.
   const ignoreError = (): void => {};
   socket.on('error', ignoreError);
   try {
-    if (state.shutdown.signal.aborted) throw shuttingDown(socket);
+    if (state.shutdown.signal.aborted) throw shuttingDown(door);
     if (state.paths !== undefined && !state.paths.has(pathname)) {
-      throw refuseUpgrade(socket, 404, { body: 'no WebSocket endpoint at this path\n' });
+      throw door.refuse(404, { body: 'no WebSocket endpoint at this path\n' });
     }
     // The checks of accept(), before authenticate runs on a request we would refuse anyway.
-    const refusal = verifyUpgradeRequest(req, state.options);
+    const refusal = door.verify();
     if (refusal !== undefined) {
-      throw refuseUpgrade(socket, refusal.status, { headers: refusal.headers, body: `${refusal.reason}\n` });
+      throw door.refuse(refusal.status, { headers: refusal.headers, body: `${refusal.reason}\n` });
     }
-    const { user, early } = await authenticate(state, req, socket, pathname);
-    if (state.shutdown.signal.aborted) throw shuttingDown(socket);
+    const { user, early } = await authenticate(state, req, door, pathname);
+    if (state.shutdown.signal.aborted) throw shuttingDown(door);
     const start = early.length === 0 ? head : Buffer.concat([head, ...early]);
-    return { conn: state.conns.add(await accept(req, socket, start, state.options)), user };
+    return { conn: state.conns.add(await door.open(start)), user };
   } finally {
     socket.off('error', ignoreError);
   }
@@ -260,9 +285,10 @@ async function run<T>(state: State<T>, conn: Conn, ctx: Omit<UpgradeContext<T>, 
 async function authenticate<T>(
   state: State<T>,
   req: IncomingMessage,
-  socket: Duplex,
+  door: Door,
   pathname: string,
 ): Promise<{ user: T; early: Uint8Array[] }> {
+  const { socket } = door;
   const hook = state.options.authenticate;
   if (hook === undefined) return { user: undefined as T, early: [] };
   const controller = new AbortController();
@@ -283,7 +309,7 @@ async function authenticate<T>(
     return { user, early: watch.stop() };
   } catch (err) {
     watch.stop();
-    throw authenticationFailed(state, socket, err, controller.signal, watch.gone);
+    throw authenticationFailed(state, door, err, controller.signal, watch.gone);
   } finally {
     clearTimeout(timer);
     state.shutdown.signal.removeEventListener('abort', onShutdown);
@@ -327,24 +353,25 @@ function watchSocket(socket: Duplex, onGone: () => void): { stop(): Uint8Array[]
 }
 
 /** Answers a failed authentication and returns the error to report. */
-function authenticationFailed<T>(state: State<T>, socket: Duplex, err: unknown, signal: AbortSignal, gone: boolean): Error {
+function authenticationFailed<T>(state: State<T>, door: Door, err: unknown, signal: AbortSignal, gone: boolean): Error {
+  const { socket } = door;
   if (gone || socket.destroyed) {
     socket.destroy();
     return new HandshakeError('the client went away during authentication', { status: 0 }, { cause: err });
   }
   if (signal.aborted && err === signal.reason) {
-    if (state.shutdown.signal.aborted) return shuttingDown(socket);
-    return refuseUpgrade(socket, 503, { headers: { 'Retry-After': '1' }, body: 'authentication took too long\n' });
+    if (state.shutdown.signal.aborted) return shuttingDown(door);
+    return door.refuse(503, { headers: { 'Retry-After': '1' }, body: 'authentication took too long\n' });
   }
   const refusal = err instanceof HandshakeError ? state.refusals.get(err) : undefined;
   if (refusal !== undefined) {
     try {
-      return refuseUpgrade(socket, (err as HandshakeError).status, refusal);
+      return door.refuse((err as HandshakeError).status, refusal);
     } catch (invalid) {
       return invalid as Error; // refuseUpgrade destroyed the socket
     }
   }
-  refuseUpgrade(socket, 500, { body: 'authentication failed\n' });
+  door.refuse(500, { body: 'authentication failed\n' });
   return asError(err);
 }
 
@@ -359,8 +386,8 @@ function raceAbort<R>(promise: Promise<R>, signal: AbortSignal): Promise<R> {
   });
 }
 
-function shuttingDown(socket: Duplex): HandshakeError {
-  return refuseUpgrade(socket, 503, { headers: { 'Retry-After': '5' }, body: 'the server is shutting down\n' });
+function shuttingDown(door: Door): HandshakeError {
+  return door.refuse(503, { headers: { 'Retry-After': '5' }, body: 'the server is shutting down\n' });
 }
 
 /** Closes the listener: see `UpgradeListener.close`. */
