@@ -3,9 +3,10 @@
  * hand-driven peer (test/helpers/raw.ts) to a wsconn Conn running an echo
  * loop, and what that peer must receive back: echoed messages, pongs, the
  * close frame with its code, then the end of the TCP connection. Every
- * table runs four times: wsconn as the server (accept()) and as the client
- * (dial()), then the pure protocol engine in both roles (engine.ts), with
- * the same bytes and the same expectations.
+ * table runs six times: wsconn as the server (accept()) and as the client
+ * (dial()), both again over an HTTP/2 stream (RFC 8441, http2.ts), then the
+ * pure protocol engine in both roles (engine.ts), with the same bytes and
+ * the same expectations.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -20,6 +21,7 @@ import { dial } from '../../src/dial.js';
 import { deferred, type Deferred } from '../../src/internal/deferred.js';
 import { leakCheck } from '../helpers/leak.js';
 import { runEngineCase } from './engine.js';
+import { http2Endpoint } from './http2.js';
 import {
   bytesOf,
   concat,
@@ -288,6 +290,19 @@ export function conformance(group: string, cases: readonly Case[], negotiation: 
   for (const role of roles) {
     describe(`${group}: wsconn as the ${role}`, { timeout: 60_000 }, () => {
       const endpoint: Endpoint = role === 'server' ? new ServerRole(negotiation) : new ClientRole(negotiation);
+      before(() => endpoint.start());
+      after(() => endpoint.stop());
+      for (const c of cases) {
+        if (c.only !== undefined && c.only !== role) continue;
+        const options = c.todo === undefined ? { timeout: 5000 } : { timeout: 5000, todo: c.todo };
+        it(c.name, options, () => runCase(endpoint, c));
+      }
+    });
+  }
+  for (const role of roles) {
+    // The same cases with the WebSocket on an HTTP/2 stream (RFC 8441) instead of a TCP socket.
+    describe(`${group}: wsconn as the ${role} over HTTP/2`, { timeout: 60_000 }, () => {
+      const endpoint = http2Endpoint(role, negotiation);
       before(() => endpoint.start());
       after(() => endpoint.stop());
       for (const c of cases) {

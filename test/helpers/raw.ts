@@ -10,6 +10,7 @@ import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Duplex } from 'node:stream';
 
 /** Opcodes (RFC 6455 §5.2). */
 export const Op = { Continuation: 0x0, Text: 0x1, Binary: 0x2, Close: 0x8, Ping: 0x9, Pong: 0xa } as const;
@@ -245,7 +246,7 @@ export interface Transcript {
  * framing rules the other side must follow.
  */
 export class RawPeer {
-  readonly socket: Socket;
+  readonly socket: Duplex;
   /** We are the client: we mask, and the other side must not (RFC 6455 §5.1). */
   readonly clientSide: boolean;
   readonly #parser = new FrameParser();
@@ -262,11 +263,12 @@ export class RawPeer {
    * `head` holds bytes that arrived along with the handshake response or
    * request; `sent` what was already sent along with our side of it.
    */
-  constructor(socket: Socket, clientSide: boolean, head: Uint8Array = new Uint8Array(0), sent: readonly Sendable[] = []) {
+  constructor(socket: Duplex, clientSide: boolean, head: Uint8Array = new Uint8Array(0), sent: readonly Sendable[] = []) {
     this.socket = socket;
     this.clientSide = clientSide;
     this.#noteSent(sent);
-    socket.setNoDelay(true);
+    // An HTTP/2 stream (RFC 8441) has no Nagle to turn off.
+    (socket as Partial<Socket>).setNoDelay?.(true);
     if (head.length > 0) this.#receive(head);
     this.#eof = new Promise((resolve) => {
       socket.once('close', () => resolve());
