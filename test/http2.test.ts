@@ -107,6 +107,15 @@ describe('RFC 8441 sessions', () => {
     await sessionClosed;
   });
 
+  it("opens another session when the server's SETTINGS_MAX_CONCURRENT_STREAMS is reached", { timeout: 15_000 }, async () => {
+    const srv = await server({ maxConcurrentStreams: 2 });
+    const url = `ws://127.0.0.1:${srv.port}/limit`;
+    const conns = await Promise.all(Array.from({ length: 5 }, () => open(url, { http2: 'always' })));
+    assert.equal(srv.sessions.size, 3, '5 WebSockets at 2 streams per session (RFC 9113 §6.5.2)');
+    await Promise.all(conns.map((conn, i) => echoes(conn, `limited ${i}`)));
+    await Promise.all(conns.map((conn) => conn.close()));
+  });
+
   it('a reset stream ends only its Conn, with 1006 and a ClosedError', { timeout: 15_000 }, async (t) => {
     if (tlsSkip !== false) return t.skip(tlsSkip);
     const srv = await server({ cert });

@@ -21,8 +21,10 @@ export type SessionResult = { session: Session } | { fallback: string };
 export class Session {
   readonly http2: ClientHttp2Session;
   readonly #key: string;
+  /** Streams open or reserved for a dial about to open one. */
   #streams = 0;
   #timer: NodeJS.Timeout | undefined;
+  #retired = false;
   idleTimeout: number;
 
   constructor(key: string, session: ClientHttp2Session, idleTimeout: number) {
@@ -31,25 +33,34 @@ export class Session {
     this.idleTimeout = idleTimeout;
   }
 
-  /** Whether new streams may be opened on it. */
-  get usable(): boolean {
-    return !this.http2.closed && !this.http2.destroyed && pool.get(this.#key) === this;
+  /** Whether new streams may be opened on it: open, not past a GOAWAY, and under the server's stream limit. */
+  get available(): boolean {
+    if (this.#retired || this.http2.closed || this.http2.destroyed) return false;
+    // RFC 9113 §6.5.2: SETTINGS_MAX_CONCURRENT_STREAMS bounds the streams we may open.
+    return this.#streams < (this.http2.remoteSettings.maxConcurrentStreams ?? Infinity);
   }
 
-  /** Counts `stream` as a user of the session until it closes; the session stays referenced meanwhile. */
-  track(stream: ClientHttp2Stream): void {
+  /** Holds a stream's place (so that concurrent dials do not overfill the session) and keeps it referenced. */
+  reserve(): void {
     this.#streams++;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.http2.ref();
-    stream.once('close', () => {
-      if (--this.#streams === 0) this.#idle();
-    });
+  }
+
+  /** Gives back a place reserved by a dial that opened no stream after all. */
+  unreserve(): void {
+    if (--this.#streams === 0) this.#idle();
+  }
+
+  /** Ties a reserved place to `stream`: it is given back when the stream closes. */
+  track(stream: ClientHttp2Stream): void {
+    stream.once('close', () => this.unreserve());
   }
 
   /** No stream is open: let the process exit, and close the session after the idle timeout. */
   #idle(): void {
-    if (this.http2.destroyed) return;
+    if (this.http2.destroyed || this.#timer !== undefined) return;
     this.http2.unref();
     this.#timer = setTimeout(() => this.retire(), this.idleTimeout);
     this.#timer.unref();
@@ -57,18 +68,22 @@ export class Session {
 
   /** Takes the session out of the pool; it closes once its open streams have. */
   retire(): void {
-    if (pool.get(this.#key) === this) pool.delete(this.#key);
+    this.#retired = true;
+    const list = pool.get(this.#key);
+    const at = list?.indexOf(this) ?? -1;
+    if (at >= 0) list!.splice(at, 1);
+    if (list?.length === 0) pool.delete(this.#key);
     clearTimeout(this.#timer);
     if (!this.http2.closed) this.http2.close();
   }
 
-  /** Starts the idle clock for a session no dial has used yet (its first dial was cancelled or refused). */
+  /** Starts the idle clock for a session no dial is using yet. */
   idleIfUnused(): void {
-    if (this.#streams === 0 && this.#timer === undefined) this.#idle();
+    if (this.#streams === 0) this.#idle();
   }
 }
 
-const pool = new Map<string, Session>();
+const pool = new Map<string, Session[]>();
 /** Sessions still starting, so that concurrent dials share the first one's. */
 const starting = new Map<string, Promise<SessionResult>>();
 /** Origins found to speak no RFC 8441, remembered for an idle timeout so `'auto'` goes straight to HTTP/1.1. */
@@ -85,10 +100,12 @@ function keyOf(target: URL, options: TlsOptions | undefined): string {
 }
 
 /**
- * Finds or starts the HTTP/2 session for `target` and waits until the
- * server's SETTINGS have said whether it takes extended CONNECTs.
+ * Finds a session for `target` with room for one more stream, or starts
+ * one and waits until the server's SETTINGS have said whether it takes
+ * extended CONNECTs. A session found is returned with a place reserved:
+ * the caller must `track()` a stream or `unreserve()`.
  */
-export function sessionFor(
+export async function sessionFor(
   target: URL,
   authority: string,
   options: TlsOptions | undefined,
@@ -96,21 +113,26 @@ export function sessionFor(
   idleTimeout: number,
 ): Promise<SessionResult> {
   const key = keyOf(target, options);
-  const existing = pool.get(key);
-  if (existing?.usable === true) {
-    existing.idleTimeout = idleTimeout;
-    return Promise.resolve({ session: existing });
+  for (;;) {
+    const free = pool.get(key)?.find((session) => session.available);
+    if (free !== undefined) {
+      free.idleTimeout = idleTimeout;
+      free.reserve();
+      return { session: free };
+    }
+    const known = noExtendedConnect.get(key);
+    if (known !== undefined && mode === 'auto') return { fallback: known };
+    let pending = starting.get(key);
+    if (pending === undefined) {
+      pending = start(key, target, authority, options, mode, idleTimeout);
+      starting.set(key, pending);
+      const done = (): void => void starting.delete(key);
+      pending.then(done, done);
+    }
+    const result = await pending;
+    if ('fallback' in result) return result;
+    // The new session is in the pool; other dials may have filled it first: look again.
   }
-  const known = noExtendedConnect.get(key);
-  if (known !== undefined && mode === 'auto') return Promise.resolve({ fallback: known });
-  let pending = starting.get(key);
-  if (pending === undefined) {
-    pending = start(key, target, authority, options, mode, idleTimeout);
-    starting.set(key, pending);
-    const done = (): void => void starting.delete(key);
-    pending.then(done, done);
-  }
-  return pending;
 }
 
 function start(
@@ -184,7 +206,12 @@ function settle(
       fallback('the server does not enable the extended CONNECT (RFC 8441 §3)');
       return;
     }
-    pool.set(key, session);
+    if (settings.maxConcurrentStreams === 0) {
+      http2Session.close();
+      reject(new Error('the server allows no streams on its HTTP/2 session (SETTINGS_MAX_CONCURRENT_STREAMS 0)'));
+      return;
+    }
+    pool.set(key, [...(pool.get(key) ?? []), session]);
     session.idleIfUnused();
     resolve({ session });
   });

@@ -35,7 +35,7 @@ export function upgradeHttp2(request: Http2Request, attempt: Attempt, fallback: 
         if (request.mode === 'auto') return fallback();
         return attempt.error(new Error(result.fallback));
       }
-      if (attempt.settled) return result.session.idleIfUnused();
+      if (attempt.settled) return result.session.unreserve();
       stream = openStream(result.session, request, authority, attempt, retry);
     },
     (err: Error) => attempt.error(err),

@@ -27,6 +27,8 @@ export interface H2ServerOptions {
   cert?: TestCert | undefined;
   /** SETTINGS_ENABLE_CONNECT_PROTOCOL; default true. */
   connectProtocol?: boolean;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS; default Node's. */
+  maxConcurrentStreams?: number;
   accept?: AcceptOptions;
   /** What to do with each server-side conn; default echo until closed. */
   handler?: (conn: Conn, headers: IncomingHttpHeaders | undefined) => Promise<void>;
@@ -40,7 +42,10 @@ async function echo(conn: Conn): Promise<void> {
 
 /** Starts a node:http2 server on 127.0.0.1, TLS with allowHTTP1 when given a certificate, else h2c. */
 export async function startH2Server(options: H2ServerOptions = {}): Promise<H2TestServer> {
-  const settings = { enableConnectProtocol: options.connectProtocol ?? true };
+  const settings = {
+    enableConnectProtocol: options.connectProtocol ?? true,
+    ...(options.maxConcurrentStreams !== undefined && { maxConcurrentStreams: options.maxConcurrentStreams }),
+  };
   const server = options.cert === undefined
     ? http2.createServer({ settings })
     : http2.createSecureServer({ ...options.cert, allowHTTP1: true, settings });
