@@ -207,7 +207,7 @@ export class Closing {
   /** The transport ended with no close frame: the connection is lost. */
   lost(): Error {
     if (this.#ended === undefined) {
-      const cause = this.#socketError;
+      const cause = this.#socketError ?? this.#socket.failure?.();
       this.drop(new ClosedError('connection closed without a close frame', cause ? { cause } : undefined));
     }
     return this.#ended!;

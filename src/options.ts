@@ -68,6 +68,8 @@ export interface Transport {
   readonly writable: boolean;
   end(): unknown;
   destroy(): unknown;
+  /** Why the transport ended without a close frame, when it knows (an HTTP/2 stream's reset code). */
+  failure?(): Error | undefined;
 }
 
 /** Options every wait-bearing call takes. */

@@ -116,6 +116,42 @@ describe('RFC 8441 sessions', () => {
     await Promise.all(conns.map((conn) => conn.close()));
   });
 
+  it('a WebSocket nobody reads pushes back on its own stream only (HTTP/2 flow control)', { timeout: 20_000 }, async () => {
+    const stalled = new Set<string>();
+    const srv = await server({
+      accept: { readLimit: -1 },
+      handler: async (conn, headers) => {
+        if (headers?.[':path'] === '/stalled') {
+          stalled.add('yes');
+          await conn.closed; // never reads
+          return;
+        }
+        for await (const msg of conn) await conn.write(msg.type, msg.data);
+      },
+    });
+    const slow = await open(`ws://127.0.0.1:${srv.port}/stalled`, { http2: 'always' });
+    const fast = await open(`ws://127.0.0.1:${srv.port}/echo`, { http2: 'always' });
+    const chunk = new Uint8Array(64 * 1024);
+    let written = 0;
+    let blocked = false;
+    // The server's Conn stops reading at its 64 KiB buffer, its stream's window closes, and our
+    // writes start waiting for 'drain' after a bounded amount.
+    while (written < 64 * 1024 * 1024) {
+      const done = slow.write(MessageType.Binary, chunk).then(() => true);
+      const settled = await Promise.race([done, new Promise<false>((resolve) => setTimeout(resolve, 200, false))]);
+      if (!settled) {
+        blocked = true;
+        done.catch(() => {});
+        break;
+      }
+      written += chunk.length;
+    }
+    assert.ok(blocked, `64 MiB were accepted without back-pressure (${written} bytes)`);
+    assert.ok(written < 16 * 1024 * 1024, `back-pressure came late: ${written} bytes`);
+    await echoes(fast, 'the other stream still flows');
+    slow.closeNow();
+  });
+
   it('a reset stream ends only its Conn, with 1006 and a ClosedError', { timeout: 15_000 }, async (t) => {
     if (tlsSkip !== false) return t.skip(tlsSkip);
     const srv = await server({ cert });
@@ -234,6 +270,17 @@ describe('RFC 8441 refusals', () => {
     assert.ok(err instanceof HandshakeError);
     assert.equal(err.status, 0);
     assert.match(err.message, /RFC 8441 §3/);
+  });
+
+  it('a connection failure rejects with HandshakeError status 0 and the network error as cause', { timeout: 10_000 }, async () => {
+    const srv = await server();
+    const port = srv.port;
+    await srv.close();
+    servers.delete(srv);
+    const err = await open(`ws://127.0.0.1:${port}/`, { http2: 'always' }).catch((e: unknown) => e);
+    assert.ok(err instanceof HandshakeError);
+    assert.equal(err.status, 0);
+    assert.equal((err.cause as { code?: string }).code, 'ECONNREFUSED');
   });
 
   it('the signal bounds the handshake and rejects with signal.reason itself', { timeout: 10_000 }, async (t) => {

@@ -158,7 +158,7 @@ function start(
     if (!secure) {
       // Cleartext HTTP/2 only with prior knowledge (RFC 9113 §3.3): mode 'always'.
       const socket = net.connect(endpoint(target));
-      socket.once('error', reject);
+      socket.on('error', reject);
       socket.once('connect', () => {
         socket.off('error', reject);
         connected(socket);
@@ -168,7 +168,7 @@ function start(
     const alpn = mode === 'auto' ? ['h2', 'http/1.1'] : ['h2'];
     const servername = serverName(authority);
     const socket = tls.connect({ ...options, ...endpoint(target), ALPNProtocols: alpn, ...(servername && { servername }) });
-    socket.once('error', reject);
+    socket.on('error', reject);
     socket.once('secureConnect', () => {
       socket.off('error', reject);
       if (socket.alpnProtocol === 'h2') return connected(socket);
@@ -192,13 +192,13 @@ function settle(
   const session = new Session(key, http2Session, idleTimeout);
   const onError = (err: Error): void => reject(err);
   const onClose = (): void => reject(new Error('the HTTP/2 session closed before its SETTINGS arrived'));
+  // Session errors end its streams (and so their Conns); unheard, they would crash the process.
+  http2Session.on('error', () => {});
   http2Session.once('error', onError);
   http2Session.once('close', onClose);
   http2Session.once('remoteSettings', (settings) => {
     http2Session.off('error', onError);
     http2Session.off('close', onClose);
-    // Session errors end its streams (and so their Conns); without this listener they would crash the process.
-    http2Session.on('error', () => {});
     http2Session.once('goaway', () => session.retire());
     http2Session.once('close', () => session.retire());
     if (settings.enableConnectProtocol !== true) {

@@ -27,7 +27,31 @@ export function streamTransport(stream: Http2Stream): Transport {
     destroy(): void {
       if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
     },
+    failure: () => resetError(stream),
   };
+}
+
+/** HTTP/2 error codes by value (RFC 9113 §7). */
+const errorNames = [
+  'NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED',
+  'FRAME_SIZE_ERROR', 'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM',
+  'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED',
+];
+
+/**
+ * The error for a stream that was reset: Node reports the end of a reset
+ * stream before (or instead of) its 'error', so the Conn asks for the reason
+ * when its input ends without a close frame. Shaped like Node's own
+ * (`code` `'ERR_HTTP2_STREAM_ERROR'`), plus the numeric `rstCode`.
+ */
+function resetError(stream: Http2Stream): Error | undefined {
+  const code = stream.rstCode;
+  if (code === undefined || code === constants.NGHTTP2_NO_ERROR) return undefined;
+  const name = errorNames[code] ?? `0x${code.toString(16)}`;
+  return Object.assign(new Error(`the HTTP/2 stream was reset with ${name} (RFC 8441 §5: a TCP reset)`), {
+    code: 'ERR_HTTP2_STREAM_ERROR',
+    rstCode: code,
+  });
 }
 
 /**
