@@ -128,7 +128,7 @@ export function acceptStream(
   if (subprotocol !== '') response['sec-websocket-protocol'] = subprotocol;
   if (extensions !== '') response['sec-websocket-extensions'] = extensions;
   stream.respond(response);
-  const transport = streamTransport(stream);
+  const transport = streamTransport(stream, true);
   const conn = newConn({ socket: stream, ...(head && { head }), client: false, subprotocol, extensions, deflate, options: opts, transport });
   stream.off('error', ignoreError);
   return conn;

@@ -165,7 +165,8 @@ export class Closing {
     this.#send(this.#engine.closeReply());
     // RFC 6455 §7.1.1: once close frames crossed, the server closes the TCP connection
     // first; the client ends its side once the server's FIN has come.
-    if (!this.#engine.client || this.#peerEnded) this.#socket.end();
+    // Over an HTTP/2 stream there is no TIME_WAIT to leave with the server: either side ends it.
+    if (!this.#engine.client || this.#peerEnded || this.#socket.endsEitherWay === true) this.#socket.end();
     this.#answered?.();
     this.#armTimer();
     return error;

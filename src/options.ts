@@ -70,6 +70,12 @@ export interface Transport {
   destroy(): unknown;
   /** Why the transport ended without a close frame, when it knows (an HTTP/2 stream's reset code). */
   failure?(): Error | undefined;
+  /**
+   * True when the client need not wait for the server to end the transport
+   * first once close frames crossed (RFC 6455 §7.1.1 asks that over TCP,
+   * for TIME_WAIT's sake; an HTTP/2 stream has none).
+   */
+  readonly endsEitherWay?: boolean;
 }
 
 /** Options every wait-bearing call takes. */

@@ -8,18 +8,24 @@ import type { Transport } from '../options.js';
 
 /**
  * The close handshake's view of an HTTP/2 stream. RFC 8441 §5: END_STREAM
- * stands for TCP's FIN and RST_STREAM with CANCEL for its RST. After our
- * END_STREAM the stream is closed once the data is out: a peer that never
- * sends its own END_STREAM (Chromium does not) must not keep it open until
- * the close timeout.
+ * stands for TCP's FIN and RST_STREAM with CANCEL for its RST. On the
+ * server, after our END_STREAM the stream is also closed once the data is
+ * out: a client that never sends its own END_STREAM (Chromium does not)
+ * must not keep it open until the close timeout. A client only ends its
+ * side and lets the server close: resetting a stream the server is still
+ * ending makes some servers (Hypercorn) drop the whole session.
  */
-export function streamTransport(stream: Http2Stream): Transport {
+export function streamTransport(stream: Http2Stream, server: boolean): Transport {
   return {
     get writable(): boolean {
       return stream.writable;
     },
     end(): void {
       if (stream.destroyed || stream.writableEnded) return;
+      if (!server) {
+        stream.end();
+        return;
+      }
       stream.end(() => {
         if (!stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
       });
@@ -28,6 +34,8 @@ export function streamTransport(stream: Http2Stream): Transport {
       if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
     },
     failure: () => resetError(stream),
+    // Peers such as Hypercorn never end their side after the close handshake.
+    endsEitherWay: true,
   };
 }
 

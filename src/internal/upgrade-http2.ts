@@ -78,7 +78,7 @@ function openStream(
     // The WebSocket starts after the 200: the Conn takes the stream over.
     detach();
     stream.pause();
-    attempt.established(fields, stream, streamTransport(stream));
+    attempt.established(fields, stream, streamTransport(stream, false));
   };
   const onData = (chunk: Buffer): void => attempt.data(chunk);
   const onEnd = (): void => {
