@@ -151,18 +151,29 @@ export function refuseStream(
 ): HandshakeError {
   const raw = options.body ?? `${STATUS_CODES[status] ?? 'Error'}\n`;
   const body = typeof raw === 'string' ? raw : new TextDecoder().decode(raw);
-  const fields: Array<[string, string]> = [['content-type', 'text/plain; charset=utf-8']];
-  for (const [name, value] of new Headers(options.headers as ConstructorParameters<typeof Headers>[0])) {
-    if (name === 'content-type') fields[0] = [name, value];
-    else if (!isConnectionSpecific(name) && name !== 'content-length') fields.push([name, value]);
+  stream.on('error', () => {});
+  let fields: Array<[string, string]>;
+  let responded = false;
+  try {
+    if (!Number.isInteger(status) || status < 300 || status > 599) {
+      throw new RangeError(`refuse: status ${status} is not a 3xx, 4xx or 5xx code`);
+    }
+    // Headers() refuses names that are not tokens and values with CR, LF or NUL (no injection).
+    fields = [['content-type', 'text/plain; charset=utf-8']];
+    for (const [name, value] of new Headers(options.headers as ConstructorParameters<typeof Headers>[0])) {
+      if (name === 'content-type') fields[0] = [name, value];
+      else if (!isConnectionSpecific(name) && name !== 'content-length') fields.push([name, value]);
+    }
+    if (!stream.destroyed && !stream.closed && !stream.headersSent) {
+      stream.respond({ ':status': status, ...Object.fromEntries(fields) });
+      responded = true;
+    }
+  } catch (err) {
+    // Nothing was sent: reset the stream, as refuseUpgrade() destroys its socket.
+    if (!stream.destroyed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    throw err;
   }
-  if (!Number.isInteger(status) || status < 300 || status > 599) {
-    stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-    throw new RangeError(`refuse: status ${status} is not a 3xx, 4xx or 5xx code`);
-  }
-  if (!stream.destroyed && !stream.closed && !stream.headersSent) {
-    stream.on('error', () => {});
-    stream.respond({ ':status': status, ...Object.fromEntries(fields) });
+  if (responded) {
     const timer = setTimeout(() => stream.close(constants.NGHTTP2_CANCEL), refusalLingerMs);
     timer.unref();
     stream.once('close', () => clearTimeout(timer));

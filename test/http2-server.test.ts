@@ -41,6 +41,7 @@ before(async () => {
       authenticate: (req, { refuse }) => {
         const user = req.headers['x-user'];
         if (typeof user !== 'string') throw refuse(401, { headers: { 'WWW-Authenticate': 'X-User' }, body: 'who are you?\n' });
+        if (user === 'crlf') throw refuse(401, { headers: { 'X-Why': 'a\r\nX-Injected: 1' } });
         return user;
       },
     },
@@ -106,6 +107,14 @@ describe('createUpgradeListener() on an HTTP/2 server with allowHTTP1', () => {
     const ok = await open('/chat', { http2: 'always', headers: { 'x-user': 'cy' } });
     await ok.write(MessageType.Text, 'still fine');
     assert.equal(new TextDecoder().decode((await ok.read()).data), 'still fine');
+  });
+
+  it('resets the stream when a refusal has a header value HTTP/2 refuses (no header injection)', { timeout: 10_000 }, async (t) => {
+    if (skip !== false) return t.skip(skip);
+    const err = await open('/chat', { http2: 'always', headers: { 'x-user': 'crlf' } }).catch((e: unknown) => e);
+    assert.ok(err instanceof HandshakeError);
+    assert.equal(err.status, 0);
+    assert.equal(err.headers.get('x-injected'), null);
   });
 
   it('leaves other streams to the application', { timeout: 10_000 }, async (t) => {

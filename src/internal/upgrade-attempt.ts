@@ -52,6 +52,8 @@ export class Attempt {
   #settled = false;
   #abort: ((reason: Error) => void) | undefined;
   #refusal: Refusal | undefined;
+  /** What a refusal's message says was expected instead: a 101, or over HTTP/2 a 200. */
+  expecting = '101 Switching Protocols';
 
   constructor(offer: Offer, result: Deferred<Conn>, cleanup: () => void) {
     this.#offer = offer;
@@ -188,9 +190,6 @@ export class Attempt {
     this.#settle();
     this.#result.resolve(conn);
   }
-
-  /** What a refusal's message says was expected instead: a 101, or over HTTP/2 a 200. */
-  expecting = '101 Switching Protocols';
 
   #fail(status: number, headers: Headers, why: string): void {
     this.cancel(new HandshakeError(`dial ${this.#offer.where}: ${why}`, { status, headers }));

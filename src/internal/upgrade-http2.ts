@@ -35,8 +35,15 @@ export function upgradeHttp2(request: Http2Request, attempt: Attempt, fallback: 
         if (request.mode === 'auto') return fallback();
         return attempt.error(new Error(result.fallback));
       }
-      if (attempt.settled) return result.session.unreserve();
-      stream = openStream(result.session, request, authority, attempt, retry);
+      const { session } = result;
+      if (attempt.settled) return session.unreserve();
+      try {
+        stream = openStream(session, request, authority, attempt, retry);
+      } catch (err) {
+        // request() throws when the session closed since it was found.
+        session.unreserve();
+        attempt.error(err instanceof Error ? err : new Error(String(err)));
+      }
     },
     (err: Error) => attempt.error(err),
   );
