@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { closeStatus, Closing, type CloseHost, type CloseInfo } from './close.js';
 import { ClosedError, ProtocolError } from './errors.js';
 import { Opcode } from './frame.js';
+import { endpointOf } from './internal/endpoint.js';
 import { Lock } from './internal/lock.js';
 import {
   checkConnOptions,
@@ -197,24 +198,24 @@ export class Conn {
     (this as Tagged)[connKey]!.#sender.drained();
   }
 
-  /** The peer's IP address, when the connection runs over TCP. */
+  /** The peer's IP address, when the connection runs over TCP (over HTTP/2, the session's). */
   get remoteAddress(): string | undefined {
-    return (this.#socket as { remoteAddress?: string }).remoteAddress;
+    return endpointOf(this.#socket).remoteAddress;
   }
 
   /** The peer's port, when the connection runs over TCP. */
   get remotePort(): number | undefined {
-    return (this.#socket as { remotePort?: number }).remotePort;
+    return endpointOf(this.#socket).remotePort;
   }
 
   /** The local IP address, when the connection runs over TCP. */
   get localAddress(): string | undefined {
-    return (this.#socket as { localAddress?: string }).localAddress;
+    return endpointOf(this.#socket).localAddress;
   }
 
   /** The local port, when the connection runs over TCP. */
   get localPort(): number | undefined {
-    return (this.#socket as { localPort?: number }).localPort;
+    return endpointOf(this.#socket).localPort;
   }
 
   /**

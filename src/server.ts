@@ -89,6 +89,23 @@ export interface UpgradeListener {
    * `url` from `:path`, `httpVersion` `'2.0'`, the headers with `host` set
    * from `:authority`, and the session's socket as `socket`.
    * @see RFC 8441 §4, §5
+   * @example
+   * ```ts
+   * import { createSecureServer } from 'node:http2';
+   * import { createUpgradeListener } from 'wsconn';
+   *
+   * declare const key: Buffer, cert: Buffer;
+   * const server = createSecureServer({ key, cert, allowHTTP1: true, settings: { enableConnectProtocol: true } });
+   * const listener = createUpgradeListener({ path: '/echo' }, async (conn) => {
+   *   for await (const msg of conn) await conn.write(msg.type, msg.data);
+   * });
+   * server.on('upgrade', listener); // HTTP/1.1 clients
+   * server.on('stream', (stream, headers) => {
+   *   if (listener.stream(stream, headers)) return; // a WebSocket over HTTP/2
+   *   stream.respond({ ':status': 404 });
+   *   stream.end();
+   * });
+   * ```
    */
   readonly stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
   /** The open connections, for broadcasting; they leave by themselves once closed. */

@@ -75,6 +75,11 @@ for (const transport of ['tls', 'h2c'] as const) {
         const peer = await next;
         assert.equal(srv.via.get(peer), 'h2', 'the server got it as an HTTP/2 stream');
         assert.equal(conn.subprotocol, 'b');
+        // The addresses are the HTTP/2 session's.
+        assert.equal(conn.remoteAddress, '127.0.0.1');
+        assert.equal(conn.remotePort, srv.port);
+        assert.equal(peer.localPort, srv.port);
+        assert.equal(peer.remotePort, conn.localPort);
         assert.equal(peer.subprotocol, 'b');
         assert.equal(conn.extensions.startsWith('permessage-deflate'), compression !== 'disabled');
         await echoes(conn, 'hello over h2');
