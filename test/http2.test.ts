@@ -288,6 +288,23 @@ describe('RFC 8441 refusals', () => {
     assert.equal((err.cause as { code?: string }).code, 'ECONNREFUSED');
   });
 
+  it('handshakeTimeout bounds the wait for a server that never sends its SETTINGS', { timeout: 10_000 }, async () => {
+    const { createServer } = await import('node:net');
+    const sockets = new Set<import('node:net').Socket>();
+    const silent = createServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const err = await open(`ws://127.0.0.1:${port}/`, { http2: 'always', handshakeTimeout: 300 }).catch((e: unknown) => e);
+      assert.ok(err instanceof HandshakeError);
+      assert.equal(err.status, 0);
+      assert.equal((err.cause as Error).name, 'TimeoutError');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it('the signal bounds the handshake and rejects with signal.reason itself', { timeout: 10_000 }, async (t) => {
     if (tlsSkip !== false) return t.skip(tlsSkip);
     let streams = 0;

@@ -83,6 +83,9 @@ export class Session {
   }
 }
 
+/** How long a new session may take to connect and send its SETTINGS before it is abandoned. */
+const startTimeoutMs = 30_000;
+
 const pool = new Map<string, Session[]>();
 /** Sessions still starting, so that concurrent dials share the first one's. */
 const starting = new Map<string, Promise<SessionResult>>();
@@ -143,7 +146,13 @@ function start(
   mode: Http2Mode,
   idleTimeout: number,
 ): Promise<SessionResult> {
-  return new Promise<SessionResult>((resolve, reject) => {
+  let socket: net.Socket | undefined;
+  // Dials give up by their own signal and timeout; the connection they leave is bounded too.
+  const timer = setTimeout(() => {
+    socket?.destroy(new Error(`the server sent no HTTP/2 SETTINGS within ${startTimeoutMs} ms`));
+  }, startTimeoutMs);
+  timer.unref();
+  const started = new Promise<SessionResult>((resolve, reject) => {
     const secure = target.protocol === 'wss:' || target.protocol === 'https:';
     const fallback = (why: string): void => {
       noExtendedConnect.set(key, why);
@@ -157,27 +166,30 @@ function start(
     };
     if (!secure) {
       // Cleartext HTTP/2 only with prior knowledge (RFC 9113 §3.3): mode 'always'.
-      const socket = net.connect(endpoint(target));
-      socket.on('error', reject);
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        connected(socket);
+      const plain = net.connect(endpoint(target));
+      socket = plain;
+      plain.on('error', reject);
+      plain.once('connect', () => {
+        plain.off('error', reject);
+        connected(plain);
       });
       return;
     }
     const alpn = mode === 'auto' ? ['h2', 'http/1.1'] : ['h2'];
     const servername = serverName(authority);
-    const socket = tls.connect({ ...options, ...endpoint(target), ALPNProtocols: alpn, ...(servername && { servername }) });
-    socket.on('error', reject);
-    socket.once('secureConnect', () => {
-      socket.off('error', reject);
-      if (socket.alpnProtocol === 'h2') return connected(socket);
-      socket.destroy();
+    const secured = tls.connect({ ...options, ...endpoint(target), ALPNProtocols: alpn, ...(servername && { servername }) });
+    socket = secured;
+    secured.on('error', reject);
+    secured.once('secureConnect', () => {
+      secured.off('error', reject);
+      if (secured.alpnProtocol === 'h2') return connected(secured);
+      secured.destroy();
       // RFC 7301: the server chose HTTP/1.1 (or nothing); only 'auto' may use it.
       if (mode === 'auto') fallback('the server chose HTTP/1.1 in ALPN');
-      else reject(new Error(`the server does not speak HTTP/2 (ALPN chose ${socket.alpnProtocol || 'nothing'})`));
+      else reject(new Error(`the server does not speak HTTP/2 (ALPN chose ${secured.alpnProtocol || 'nothing'})`));
     });
   });
+  return started.finally(() => clearTimeout(timer));
 }
 
 /** Waits for the server's first SETTINGS: RFC 8441 §3 lets us CONNECT only if it sent ENABLE_CONNECT_PROTOCOL=1. */
