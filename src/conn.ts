@@ -27,6 +27,7 @@ import {
 } from './options.js';
 import { Pinger } from './ping.js';
 import { Protocol, type CloseEvent, type ControlEvent, type FailEvent } from './protocol/engine.js';
+import { PreparedMessage } from './protocol/prepared.js';
 import { messageStream } from './read.js';
 import { Receiver, type ReceiveHost } from './receive.js';
 import { Sender } from './send.js';
@@ -39,6 +40,22 @@ export type { CloseInfo } from './close.js';
 /** Where a socket keeps its Conn, for the listeners all Conns share. */
 const connKey: unique symbol = Symbol('wsconn.conn');
 type Tagged = Duplex & { [connKey]?: Conn };
+
+/** What a write takes: a message's payload, or a prepared message. */
+type Payload = string | Uint8Array | PreparedMessage;
+
+/** What `offer()` did with a prepared message. */
+export type Offer = 'sent' | 'busy' | 'closed';
+
+let offerHook: (conn: Conn, message: PreparedMessage) => Offer;
+
+/**
+ * @internal Writes a prepared message at once when `conn` can take it
+ * without waiting; for `broadcast()`, which queues it otherwise.
+ */
+export function offer(conn: Conn, message: PreparedMessage): Offer {
+  return offerHook(conn, message);
+}
 
 /** Only this module can make a Conn: its constructor wants this key. */
 const internal: unique symbol = Symbol('wsconn.internal');
@@ -309,6 +326,24 @@ export class Conn {
     } catch (err) {
       return Promise.reject(err);
     }
+    return this.#write(type, data, options);
+  }
+
+  /**
+   * Writes a prepared message: `write()` for a message encoded once for
+   * many connections (see `PreparedMessage`). A server connection writes
+   * the message's shared frame without copying it. Same waits, ordering and
+   * abort rules as `write()`.
+   *
+   * @throws TypeError unless `message` is a `PreparedMessage`.
+   * @throws ClosedError when the connection is closing or gone.
+   */
+  writePrepared(message: PreparedMessage, options?: WriteOptions): Promise<void> {
+    if (!(message instanceof PreparedMessage)) return Promise.reject(new TypeError('writePrepared() takes a PreparedMessage'));
+    return this.#write(message.type, message, options);
+  }
+
+  #write(type: MessageType, data: Payload, options: WriteOptions | undefined): Promise<void> {
     const signal = options?.signal;
     if (!signal?.aborted && !this.#sender.full && this.#writeLock.tryAcquire()) {
       // The common case: nobody else is writing and the socket has room.
@@ -328,7 +363,7 @@ export class Conn {
     return this.#writeWaiting(type, data, options);
   }
 
-  async #writeWaiting(type: MessageType, data: string | Uint8Array, options: WriteOptions | undefined): Promise<void> {
+  async #writeWaiting(type: MessageType, data: Payload, options: WriteOptions | undefined): Promise<void> {
     const signal = options?.signal;
     await this.#writeLock.acquire(signal);
     try {
@@ -349,9 +384,31 @@ export class Conn {
   }
 
   /** The send path's last step for a message: state check, encode, one socket write; nothing awaited. */
-  #transmitMessage(type: MessageType, data: string | Uint8Array, compress: boolean | undefined): boolean {
+  #transmitMessage(type: MessageType, data: Payload, compress: boolean | undefined): boolean {
     this.#assertOpen();
-    return this.#sender.transmit(this.#engine.encodeMessage(type, data, compress));
+    const engine = this.#engine;
+    const bytes = data instanceof PreparedMessage ? engine.encodePrepared(data, compress) : engine.encodeMessage(type, data, compress);
+    return this.#sender.transmit(bytes);
+  }
+
+  /**
+   * Writes `message` now if nobody else is writing and the socket has
+   * room, for `broadcast()`: 'sent', 'busy' (queue it and use
+   * `writePrepared()`), or 'closed' (the connection is closing or gone).
+   */
+  #offer(message: PreparedMessage): Offer {
+    if (this.#closing.ended !== undefined || this.#engine.closeSent || !this.#sender.writable) return 'closed';
+    if (this.#sender.full || !this.#writeLock.tryAcquire()) return 'busy';
+    try {
+      this.#transmitMessage(message.type, message, undefined);
+      return 'sent';
+    } finally {
+      this.#writeLock.release();
+    }
+  }
+
+  static {
+    offerHook = (conn, message) => conn.#offer(message);
   }
 
   /**
