@@ -400,6 +400,7 @@ export class Conn {
     if (this.#closing.ended !== undefined || this.#engine.closeSent || !this.#sender.writable) return 'closed';
     if (this.#sender.full || !this.#writeLock.tryAcquire()) return 'busy';
     try {
+      this.#sender.holdThisTurn();
       this.#transmitMessage(message.type, message, undefined);
       return 'sent';
     } finally {
