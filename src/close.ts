@@ -8,7 +8,6 @@
  */
 import type { Duplex } from 'node:stream';
 import { ClosedError, CloseError, type MessageTooBigError, type ProtocolError } from './errors.js';
-import { deferred } from './internal/deferred.js';
 import type { Protocol } from './protocol/engine.js';
 import { encodeClosePayload, StatusCode } from './protocol/close-frame.js';
 import type { Receiver } from './receive.js';
@@ -80,9 +79,11 @@ type Failure = ProtocolError | MessageTooBigError;
  * is ending, the two bounded waits, and the `CloseInfo` it ends with.
  */
 export class Closing {
-  /** Settles once, when the TCP connection has closed; never rejects. */
-  readonly closed: Promise<CloseInfo>;
-  readonly #info = deferred<CloseInfo>();
+  /** How the connection ended, once it has. */
+  #info: CloseInfo | undefined;
+  /** `closed`, made on first use: most connections are never asked. */
+  #closed: Promise<CloseInfo> | undefined;
+  #settle: ((info: CloseInfo) => void) | undefined;
   readonly #socket: Duplex;
   readonly #engine: Protocol;
   readonly #receiver: Receiver;
@@ -99,7 +100,6 @@ export class Closing {
   #peerEnded = false;
 
   constructor(socket: Duplex, engine: Protocol, receiver: Receiver, host: CloseHost, timeout: number) {
-    this.closed = this.#info.promise;
     this.#socket = socket;
     this.#engine = engine;
     this.#receiver = receiver;
@@ -110,6 +110,14 @@ export class Closing {
   /** Why the connection is ending, once it is. */
   get ended(): Error | undefined {
     return this.#ended;
+  }
+
+  /** Settles once, when the TCP connection has closed; never rejects. */
+  get closed(): Promise<CloseInfo> {
+    if (this.#closed !== undefined) return this.#closed;
+    const info = this.#info;
+    this.#closed = info !== undefined ? Promise.resolve(info) : new Promise((resolve) => (this.#settle = resolve));
+    return this.#closed;
   }
 
   /** Whether the TCP connection has closed and `closed` has settled. */
@@ -236,12 +244,14 @@ export class Closing {
     this.#host.released(error);
     const received = this.#engine.closeReceived;
     const wasClean = this.#engine.closeSent && received !== undefined;
-    this.#info.resolve({
+    this.#info = {
       code: received?.code ?? StatusCode.AbnormalClosure,
       reason: received?.reason ?? '',
       wasClean,
       ...(wasClean ? {} : { error }),
-    });
+    };
+    this.#settle?.(this.#info);
+    this.#settle = undefined;
   }
 
   /** Bounds the time the TCP connection may take to close. */

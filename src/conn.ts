@@ -94,7 +94,9 @@ export class Conn {
    * peer's close code (1005 when its frame had none, 1006 when none came).
    * It never rejects.
    */
-  readonly closed: Promise<CloseInfo>;
+  get closed(): Promise<CloseInfo> {
+    return this.#closing.closed;
+  }
 
   readonly #socket: Duplex;
   readonly #engine: Protocol;
@@ -138,6 +140,10 @@ export class Conn {
       return this.conn.#closing.lost();
     }
 
+    readDone(): void {
+      this.conn.#readLock.release();
+    }
+
     transmit(bytes: Uint8Array): void {
       this.conn.#sender.transmit(bytes);
     }
@@ -176,7 +182,6 @@ export class Conn {
     });
     this.#receiver = new Receiver(socket, this.#engine, host);
     this.#closing = new Closing(socket, this.#engine, this.#receiver, host, options.closeTimeout ?? 5000);
-    this.closed = this.#closing.closed;
     // Listeners shared by all Conns, which find their Conn on the socket: a
     // closure per listener and connection would cost its context and feedback.
     (socket as Tagged)[connKey] = this;
@@ -254,10 +259,20 @@ export class Conn {
   read(options?: SignalOptions): Promise<Message> {
     const receiver = this.#receiver;
     receiver.reading = true;
-    if (receiver.hasMessage && !this.#readLock.held && this.#closeRead === undefined && !options?.signal?.aborted) {
+    const signal = options?.signal;
+    // The common cases, without an async function: nobody else reads, and a
+    // message is queued, or the end is known, or the pump settles the read.
+    if (this.#closeRead !== undefined || signal?.aborted || !this.#readLock.tryAcquire()) return this.#readWaiting(signal);
+    if (receiver.hasMessage) {
+      this.#readLock.release();
       return Promise.resolve(receiver.takeMessage());
     }
-    return this.#readWaiting(options?.signal);
+    const end = receiver.ending(true);
+    if (end !== undefined) {
+      this.#readLock.release();
+      return Promise.reject(end);
+    }
+    return receiver.nextMessage(signal);
   }
 
   async #readWaiting(signal: AbortSignal | undefined): Promise<Message> {
