@@ -137,9 +137,26 @@ describeWithPeer('chat example across two processes over Redis', redisMissing, {
     for (const { conn } of [alice, ann, bob]) await conn.close(1000);
   });
 
+  it('Redis frozen (connections open, no answers): the tabs are told within seconds, and again once it answers', { timeout: 40_000 }, async () => {
+    const alice = await join(a.wsUrl);
+    const bob = await join(b.wsUrl);
+    await nextEvent(alice.conn, isSystem(`${bob.name} joined`));
+
+    redis!.pause();
+    for (const { conn } of [alice, bob]) await nextEvent(conn, isSystem(notice.down), 15_000);
+    await a.chat.waitFor(/relay: unavailable \(no answer from Redis for 5 s\)/);
+    redis!.resume();
+    for (const { conn } of [alice, bob]) await nextEvent(conn, isSystem(notice.up), 15_000);
+
+    await alice.conn.write(MessageType.Text, 'thawed');
+    assert.deepEqual(await nextEvent(bob.conn, isMessage), { kind: 'message', from: alice.name, text: 'thawed' });
+    for (const { conn } of [alice, bob]) await conn.close(1000);
+  });
+
   it('on SIGTERM with Redis down, both servers exit 0: no reconnection attempt keeps them alive', { timeout: 20_000 }, async () => {
+    const before = a.chat.stdout.match(/relay: unavailable/g)?.length ?? 0;
     await redis!.kill();
-    await a.chat.waitFor(/(relay: unavailable[\s\S]*){3}/);
+    await a.chat.waitFor(new RegExp(`(relay: unavailable[\\s\\S]*){${before + 1}}`));
     for (const { chat } of [a, b]) chat.child.kill('SIGTERM');
     for (const { chat } of [a, b]) assert.deepEqual(await chat.exit(), { code: 0, signal: null }, chat.output);
   });

@@ -11,6 +11,9 @@
  * - nothing is queued while Redis is away: an event published then is
  *   dropped (counted, and logged when the relay is back), and so is one that
  *   would make more than 1,000 publishes wait for Redis's answer;
+ * - a Redis that stops answering without closing the connection (frozen, or
+ *   cut off by the network) is noticed by a PING every second: one left
+ *   unanswered for 5 s makes the relay `down` until Redis answers again;
  * - pub/sub does not keep messages: what other processes publish while this
  *   one is disconnected never reaches it.
  */
@@ -24,6 +27,14 @@ const channel = process.env.CHAT_REDIS_CHANNEL ?? 'wsconn-chat';
 const maxBackoffMs = 3000;
 /** Publishes that may wait for Redis's answer at once; more are dropped. */
 const maxPendingPublishes = 1000;
+/** How often the publishing connection checks that Redis answers. */
+const beatMs = 1000;
+/**
+ * How long a PING may go unanswered before Redis counts as gone. Well above
+ * a healthy round-trip plus an event-loop stall, so that a busy process does
+ * not tell its tabs that Redis is down when it is not.
+ */
+const silenceMs = 5000;
 
 type RedisClient = ReturnType<typeof createClient>;
 
@@ -49,6 +60,9 @@ export class RedisRelay implements Relay {
   #subscribed = false;
   /** Events not relayed since the relay was last up. */
   #dropped = 0;
+  /** When the PING that has not been answered yet was sent (`performance.now()`). */
+  #pingSentAt: number | undefined;
+  readonly #beat = setInterval(() => this.#checkAnswering(), beatMs).unref();
   readonly #origin = randomUUID();
   readonly #hooks: RelayHooks;
   readonly #publisher: RedisClient;
@@ -91,6 +105,7 @@ export class RedisRelay implements Relay {
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#beat);
     if (this.#subscriber.isOpen) this.#subscriber.destroy();
     if (!this.#publisher.isReady) {
       if (this.#publisher.isOpen) this.#publisher.destroy(); // stops the reconnection attempts
@@ -129,8 +144,34 @@ export class RedisRelay implements Relay {
     }
   };
 
+  /**
+   * Sends a PING when none is outstanding; declares Redis gone when one has
+   * been outstanding for too long. A connection that closes needs no PING to
+   * be noticed (its 'error' event), one that merely goes silent does.
+   */
+  #checkAnswering(): void {
+    if (!this.#publisher.isReady) return;
+    if (this.#pingSentAt !== undefined) {
+      if (this.#silent()) this.#setDown(`no answer from Redis for ${silenceMs / 1000} s`);
+      return;
+    }
+    this.#pingSentAt = performance.now();
+    this.#publisher.ping().then(
+      () => {
+        this.#pingSentAt = undefined;
+        this.#maybeUp();
+      },
+      // The connection failed (its 'error' event says so) or too many publishes wait: try again next beat.
+      () => (this.#pingSentAt = undefined),
+    );
+  }
+
+  #silent(): boolean {
+    return this.#pingSentAt !== undefined && performance.now() - this.#pingSentAt > silenceMs;
+  }
+
   #maybeUp(): void {
-    if (this.#closed || this.#state === 'up' || !this.#subscribed) return;
+    if (this.#closed || this.#state === 'up' || !this.#subscribed || this.#silent()) return;
     if (!this.#publisher.isReady || !this.#subscriber.isReady) return;
     this.#state = 'up';
     const dropped = this.#dropped;

@@ -73,6 +73,16 @@ export class RedisServer {
     return server;
   }
 
+  /** Freezes the server (SIGSTOP): its connections stay open, but nothing is answered. */
+  pause(): void {
+    this.#process.child.kill('SIGSTOP');
+  }
+
+  /** Lets a paused server go on (SIGCONT). */
+  resume(): void {
+    this.#process.child.kill('SIGCONT');
+  }
+
   /** Kills the server the hard way (SIGKILL: no goodbye to its clients), waits for it, removes its directory. */
   async kill(): Promise<void> {
     const { child } = this.#process;
