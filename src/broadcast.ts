@@ -33,6 +33,12 @@ export interface BroadcastOptions {
   closeCode?: number;
   /** The close reason for `whenFull: 'close'`; default `'too slow to keep up'`. */
   closeReason?: string;
+  /**
+   * Called for each connection whose queue was full, after the policy was
+   * applied and every connection was handled (for a log line or a
+   * metric). An exception it throws propagates out of `broadcast()`.
+   */
+  onFull?: (conn: Conn) => void;
 }
 
 /** What one `broadcast()` call did, counted in connections. */
@@ -95,6 +101,7 @@ export function broadcast(conns: Iterable<Conn>, message: PreparedMessage, optio
   if (!(message instanceof PreparedMessage)) throw new TypeError('broadcast() takes a PreparedMessage');
   const policy = checkOptions(options);
   const result: BroadcastResult = { sent: 0, queued: 0, dropped: 0, closed: 0, skipped: 0 };
+  let full: Conn[] | undefined;
   for (const conn of conns) {
     const outbox = outboxes.get(conn);
     if (outbox === undefined) {
@@ -109,15 +116,17 @@ export function broadcast(conns: Iterable<Conn>, message: PreparedMessage, optio
       result.queued++;
     } else {
       whenFull(conn, outbox, message, policy, result);
+      (full ??= []).push(conn);
     }
   }
+  if (full !== undefined && options.onFull !== undefined) for (const conn of full) options.onFull(conn);
   return result;
 }
 
-type Policy = Required<BroadcastOptions>;
+type Policy = Required<Omit<BroadcastOptions, 'onFull'>>;
 
 function checkOptions(options: BroadcastOptions): Policy {
-  const policy = { ...defaults, ...options };
+  const policy: Policy = { ...defaults, ...options };
   const { queueLimit, whenFull, closeCode, closeReason } = policy;
   if (!Number.isInteger(queueLimit) || queueLimit < 1) throw new RangeError(`queueLimit must be a positive integer, got ${queueLimit}`);
   if (whenFull !== 'close' && whenFull !== 'drop-newest' && whenFull !== 'drop-oldest') {

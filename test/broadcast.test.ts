@@ -132,7 +132,9 @@ describe('broadcast()', { timeout: 120_000 }, () => {
           counts[i]!++;
         }
       });
-      const { sent, results } = await floodUntilPolicy(serverConns, { queueLimit: 8 });
+      const full: Conn[] = [];
+      const { sent, results } = await floodUntilPolicy(serverConns, { queueLimit: 8, onFull: (conn) => full.push(conn) });
+      assert.deepEqual(full, [stalledConn], 'onFull was told about the stalled client, once');
       const closedAt = results.findIndex((r) => r.closed > 0);
       assert.ok(closedAt > 0, 'the stalled client was closed by the policy');
       assert.equal(results[closedAt]!.closed, 1, 'only the stalled client');
