@@ -294,12 +294,14 @@ export class Conn {
   /**
    * Starts reading the next data message and resolves with its type and a
    * stream of its payload, piece by piece as it arrives. Later reads wait
-   * until the stream has been read to its end or cancelled (cancelling
-   * discards the rest of the message).
+   * until the stream has been read to its end or cancelled (`cancel()`
+   * resolves at once; the rest of the message is discarded as it arrives,
+   * and later reads get the messages after it).
    *
    * The signal bounds the wait for the message and each read of the
-   * stream; an abort errors the stream with `signal.reason` and the rest of
-   * the message stays for the next `read()` or `reader()`.
+   * stream; an abort, also while nobody reads the stream, errors it with
+   * `signal.reason`, and the rest of the message stays for the next
+   * `read()` or `reader()`.
    */
   async reader(options?: SignalOptions): Promise<MessageReader> {
     const signal = options?.signal;
