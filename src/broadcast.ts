@@ -3,10 +3,9 @@
  * queue per connection and a policy for connections that cannot keep up.
  * @module
  */
-import { StatusCode } from './close.js';
-import { type Conn, offer } from './conn.js';
+import { checkClose, StatusCode } from './close.js';
+import { broadcastAccess, type Conn, type QueuedMessage } from './conn.js';
 import { ClosedError } from './errors.js';
-import { encodeClosePayload } from './protocol/close-frame.js';
 import { PreparedMessage } from './protocol/prepared.js';
 
 /**
@@ -23,13 +22,14 @@ export interface BroadcastOptions {
   /**
    * The most messages held for one connection that cannot take them yet
    * (its socket's buffer is full, or another write is under way); default
-   * 32. Beyond it, `whenFull` decides. Queued messages are shared, so a
-   * queue costs a reference per message, not a copy.
+   * 32, counting one being written. Beyond it, `whenFull` decides. Queued
+   * messages are shared, not copied: a queued message costs its place in
+   * the connection's write queue (a few hundred bytes).
    */
   queueLimit?: number;
   /** What happens to a connection whose queue is full; default `'close'`. */
   whenFull?: WhenFull;
-  /** The close code for `whenFull: 'close'`: default 1008 (policy violation); 1013 (try again later) suits an overloaded server. */
+  /** The close code for `whenFull: 'close'`: default 1008 (policy violation); 1013 (try again later) suits an overloaded server. 1005 and other codes `close()` refuses are refused here too. */
   closeCode?: number;
   /** The close reason for `whenFull: 'close'`; default `'too slow to keep up'`. */
   closeReason?: string;
@@ -55,14 +55,18 @@ export interface BroadcastResult {
   skipped: number;
 }
 
-/** The messages waiting for one connection while its writer runs. */
+/** The broadcast messages waiting for one connection's write turn, oldest first. */
 interface Outbox {
-  readonly queue: PreparedMessage[];
+  readonly waiting: QueuedMessage[];
+  /** How many of them are not dropped. */
+  live: number;
   /** Set once the policy closed the connection: later broadcasts skip it. */
   closed: boolean;
 }
 
 const outboxes = new WeakMap<Conn, Outbox>();
+
+const noop = (): void => {};
 
 const defaults = { queueLimit: 32, whenFull: 'close', closeCode: StatusCode.PolicyViolation, closeReason: 'too slow to keep up' } as const;
 
@@ -77,9 +81,11 @@ const defaults = { queueLimit: 32, whenFull: 'close', closeCode: StatusCode.Poli
  * timer is set per message, and memory stays bounded by connections ×
  * `queueLimit` plus each socket's buffer.
  *
- * A broadcast and the connection's own `write()` calls take turns: each
- * message goes out whole, in the order the calls were made once the socket
- * has room.
+ * A broadcast and the connection's own `write()` calls take turns: a
+ * queued message takes its place in the connection's write queue when
+ * `broadcast()` is called, so each message goes out whole and in the order
+ * the calls were made. A `close()` goes ahead of queued messages (which
+ * are then refused), as it does ahead of waiting `write()` calls.
  *
  * @returns counts of what happened; it never throws for a connection that
  * is closing or gone (it is skipped).
@@ -105,15 +111,14 @@ export function broadcast(conns: Iterable<Conn>, message: PreparedMessage, optio
   for (const conn of conns) {
     const outbox = outboxes.get(conn);
     if (outbox === undefined) {
-      const done = offer(conn, message);
+      const done = broadcastAccess.offer(conn, message);
       if (done === 'sent') result.sent++;
       else if (done === 'closed') result.skipped++;
-      else startOutbox(conn, message, result);
-    } else if (outbox.closed) {
+      else enqueue(conn, newOutbox(conn), message, result);
+    } else if (outbox.closed || !broadcastAccess.writable(conn)) {
       result.skipped++;
-    } else if (outbox.queue.length < policy.queueLimit) {
-      outbox.queue.push(message);
-      result.queued++;
+    } else if (outbox.live < policy.queueLimit) {
+      enqueue(conn, outbox, message, result);
     } else {
       whenFull(conn, outbox, message, policy, result);
       (full ??= []).push(conn);
@@ -132,50 +137,66 @@ function checkOptions(options: BroadcastOptions): Policy {
   if (whenFull !== 'close' && whenFull !== 'drop-newest' && whenFull !== 'drop-oldest') {
     throw new RangeError(`whenFull must be 'close', 'drop-newest' or 'drop-oldest', got ${String(whenFull)}`);
   }
-  if (whenFull === 'close') encodeClosePayload(closeCode, closeReason); // RangeError for a code that may not be sent
+  if (whenFull === 'close') checkClose(closeCode, closeReason);
   return policy;
 }
 
-/** Queues `message` for a connection that is busy, and writes its queue as the socket drains. */
-function startOutbox(conn: Conn, message: PreparedMessage, result: BroadcastResult): void {
-  const outbox: Outbox = { queue: [message], closed: false };
+function newOutbox(conn: Conn): Outbox {
+  const outbox: Outbox = { waiting: [], live: 0, closed: false };
   outboxes.set(conn, outbox);
-  result.queued++;
-  writeOutbox(conn, outbox).catch(() => {
-    // Not the connection ending (handled inside) but a defect: end the connection with 1011.
-    conn.close(StatusCode.InternalError, 'broadcast failed').catch(() => {});
-  });
+  return outbox;
 }
 
-async function writeOutbox(conn: Conn, outbox: Outbox): Promise<void> {
-  const { queue } = outbox;
-  try {
-    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-      await conn.writePrepared(next);
-    }
-  } catch (err) {
-    // The connection is closing or gone: what is queued for it goes with it.
-    if (!(err instanceof ClosedError)) throw err;
-    queue.length = 0;
-  } finally {
-    if (outboxes.get(conn) === outbox) outboxes.delete(conn);
-  }
+/**
+ * Queues `message` for a connection that cannot take it now: it takes its
+ * place in the connection's write queue at once, so it goes out in call
+ * order with the connection's own `write()` calls, as the socket drains.
+ */
+function enqueue(conn: Conn, outbox: Outbox, message: PreparedMessage, result: BroadcastResult): void {
+  const queued: QueuedMessage = { message, dropped: false, started: false, withdraw: noop };
+  outbox.waiting.push(queued);
+  outbox.live++;
+  result.queued++;
+  broadcastAccess.enqueue(conn, queued).then(
+    () => settled(conn, outbox, queued),
+    (err: unknown) => {
+      settled(conn, outbox, queued);
+      // The connection ending rejects every queued message; anything else is a defect: end the connection.
+      if (!(err instanceof ClosedError)) closeOrDrop(conn, StatusCode.InternalError, 'broadcast failed');
+    },
+  );
+}
+
+/** A queued message was written, skipped or failed: it leaves the outbox. */
+function settled(conn: Conn, outbox: Outbox, queued: QueuedMessage): void {
+  const at = outbox.waiting.indexOf(queued);
+  if (at !== -1) outbox.waiting.splice(at, 1);
+  if (!queued.dropped) outbox.live--;
+  if (outbox.waiting.length === 0 && outboxes.get(conn) === outbox) outboxes.delete(conn);
+}
+
+/** Closes with `code`; if even that fails, drops the connection (never a silent failure). */
+function closeOrDrop(conn: Conn, code: number, reason: string): void {
+  conn.close(code, reason).catch(() => conn.closeNow());
 }
 
 function whenFull(conn: Conn, outbox: Outbox, message: PreparedMessage, policy: Policy, result: BroadcastResult): void {
-  if (policy.whenFull === 'drop-newest') {
-    result.dropped++;
-  } else if (policy.whenFull === 'drop-oldest') {
-    outbox.queue.shift();
-    outbox.queue.push(message);
-    result.dropped++;
-  } else {
-    outbox.queue.length = 0;
+  if (policy.whenFull === 'close') {
     outbox.closed = true;
     result.closed++;
     // Its close frame goes out behind what its socket holds; if the peer
     // never reads it, the close handshake times out (closeTimeout) and the
-    // TCP connection is dropped.
-    conn.close(policy.closeCode, policy.closeReason).catch(() => {});
+    // TCP connection is dropped. Queued messages are rejected by the close.
+    closeOrDrop(conn, policy.closeCode, policy.closeReason);
+    return;
   }
+  result.dropped++;
+  // The oldest message that has not got the write turn yet makes room for this one.
+  const oldest = policy.whenFull === 'drop-oldest' ? outbox.waiting.find((q) => !q.started && !q.dropped) : undefined;
+  if (oldest === undefined) return;
+  oldest.dropped = true;
+  outbox.live--;
+  oldest.withdraw(); // its promise settles, and it leaves the outbox
+  enqueue(conn, outbox, message, result);
+  result.queued--; // counted as dropped, not as queued
 }

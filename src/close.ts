@@ -22,6 +22,16 @@ export {
 } from './protocol/close-frame.js';
 
 /**
+ * @internal Throws unless `close(code, reason)` may send them: RangeError
+ * for a code that may not be sent (1005 included, RFC 6455 §7.4.1) or a
+ * reason over 123 bytes.
+ */
+export function checkClose(code: number, reason: string): void {
+  if (code === StatusCode.NoStatusReceived) throw new RangeError('close code 1005 may not be sent');
+  encodeClosePayload(code, reason);
+}
+
+/**
  * Returns the status code of the close frame the peer sent when `err` is (or
  * was caused by) a `CloseError`, and -1 otherwise. Follows `cause` chains,
  * so it works on errors wrapped by netconn or by your own code.
@@ -129,8 +139,7 @@ export class Closing {
   close(code: number, reason: string): Promise<CloseInfo> {
     if (this.#closing !== undefined) return this.#closing;
     try {
-      if (code === StatusCode.NoStatusReceived) throw new RangeError('close code 1005 may not be sent');
-      encodeClosePayload(code, reason); // checks code and reason before anything is sent
+      checkClose(code, reason);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -47,15 +47,29 @@ type Payload = string | Uint8Array | PreparedMessage;
 /** What `offer()` did with a prepared message. */
 export type Offer = 'sent' | 'busy' | 'closed';
 
-let offerHook: (conn: Conn, message: PreparedMessage) => Offer;
-
-/**
- * @internal Writes a prepared message at once when `conn` can take it
- * without waiting; for `broadcast()`, which queues it otherwise.
- */
-export function offer(conn: Conn, message: PreparedMessage): Offer {
-  return offerHook(conn, message);
+/** @internal A broadcast message waiting for a connection's write turn. */
+export interface QueuedMessage {
+  readonly message: PreparedMessage;
+  /** Set by the broadcast's policy: when its turn comes, it is skipped. */
+  dropped: boolean;
+  /** Set once it has the write turn: too late to drop it. */
+  started: boolean;
+  /** Gives up its place in the write queue while it waits (set by `enqueue()`). */
+  withdraw: () => void;
 }
+
+/** @internal What `broadcast()` needs of a Conn beyond its public methods. */
+export interface BroadcastAccess {
+  /** Writes `message` at once if nobody else writes and the socket has room. */
+  offer(conn: Conn, message: PreparedMessage): Offer;
+  /** Takes a place in the write queue now, in call order with `write()` calls; resolves once written (or skipped). */
+  enqueue(conn: Conn, queued: QueuedMessage): Promise<void>;
+  /** Whether data frames may still be sent. */
+  writable(conn: Conn): boolean;
+}
+
+/** @internal Set by Conn's static block. */
+export let broadcastAccess: BroadcastAccess;
 
 /** Only this module can make a Conn: its constructor wants this key. */
 const internal: unique symbol = Symbol('wsconn.internal');
@@ -414,7 +428,7 @@ export class Conn {
    * `writePrepared()`), or 'closed' (the connection is closing or gone).
    */
   #offer(message: PreparedMessage): Offer {
-    if (this.#closing.ended !== undefined || this.#engine.closeSent || !this.#sender.writable) return 'closed';
+    if (!this.#writable()) return 'closed';
     if (this.#sender.full || !this.#writeLock.tryAcquire()) return 'busy';
     try {
       this.#sender.holdThisTurn();
@@ -425,8 +439,37 @@ export class Conn {
     }
   }
 
+  #writable(): boolean {
+    return this.#closing.ended === undefined && !this.#engine.closeSent && this.#sender.writable;
+  }
+
+  /** A queued broadcast message: it takes its place in the write queue when called. */
+  #enqueue(queued: QueuedMessage): Promise<void> {
+    const { granted, withdraw } = this.#writeLock.enter();
+    queued.withdraw = withdraw;
+    return this.#writeQueued(granted, queued);
+  }
+
+  async #writeQueued(granted: Promise<boolean>, queued: QueuedMessage): Promise<void> {
+    if (!(await granted)) return;
+    try {
+      // Dropped between getting the turn and running: it gives the turn straight on.
+      if (queued.dropped) return;
+      queued.started = true;
+      await this.#sender.drain(undefined);
+      this.#sender.holdThisTurn();
+      if (!this.#transmitMessage(queued.message.type, queued.message, undefined)) await this.#sender.drain(undefined);
+    } finally {
+      this.#writeLock.release();
+    }
+  }
+
   static {
-    offerHook = (conn, message) => conn.#offer(message);
+    broadcastAccess = {
+      offer: (conn, message) => conn.#offer(message),
+      enqueue: (conn, queued) => conn.#enqueue(queued),
+      writable: (conn) => conn.#writable(),
+    };
   }
 
   /**

@@ -12,6 +12,7 @@ import { accept, type AcceptOptions } from '../src/accept.js';
 import { broadcast, type BroadcastOptions } from '../src/broadcast.js';
 import { MessageType, type Conn } from '../src/conn.js';
 import { dial } from '../src/dial.js';
+import { pipe } from '../src/pipe.js';
 import { ClosedError } from '../src/errors.js';
 import { deferred, type Deferred } from '../src/internal/deferred.js';
 import { PreparedMessage } from '../src/protocol/prepared.js';
@@ -200,6 +201,56 @@ describe('broadcast()', { timeout: 120_000 }, () => {
       }
     });
   }
+
+  it('queued broadcasts and the connection\'s own writes go out in call order', { timeout: 10_000 }, async () => {
+    const [client, server] = pipe({ client: { readLimit: -1 } });
+    try {
+      const big = server.write(MessageType.Binary, new Uint8Array(4 * 1024 * 1024)); // fills the socket's buffer
+      const results = [broadcast([server], new PreparedMessage(MessageType.Text, 'M1')), broadcast([server], new PreparedMessage(MessageType.Text, 'M2'))];
+      assert.deepEqual(results.map((r) => r.queued), [1, 1]);
+      const own = server.write(MessageType.Text, 'X');
+      const third = broadcast([server], new PreparedMessage(MessageType.Text, 'M3'));
+      assert.equal(third.queued, 1);
+      const got: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { type, data } = await client.read();
+        got.push(type === MessageType.Binary ? `binary ${data.length}` : str(data));
+      }
+      assert.deepEqual(got, [`binary ${4 * 1024 * 1024}`, 'M1', 'M2', 'X', 'M3']);
+      await Promise.all([big, own]);
+    } finally {
+      client.closeNow();
+      server.closeNow();
+    }
+  });
+
+  it('holds exactly queueLimit messages for a busy connection, and skips one that is closing', { timeout: 10_000 }, async () => {
+    const [client, server] = pipe({ client: { readLimit: -1 } });
+    try {
+      const big = server.write(MessageType.Binary, new Uint8Array(4 * 1024 * 1024)).catch((err: unknown) => err);
+      const options = { queueLimit: 2, whenFull: 'drop-newest' } as const;
+      const counts = ['a', 'b', 'c'].map((text) => broadcast([server], new PreparedMessage(MessageType.Text, text), options));
+      assert.deepEqual(counts.map((r) => [r.queued, r.dropped]), [[1, 0], [1, 0], [0, 1]]);
+      const closing = server.close();
+      assert.deepEqual(broadcast([server], new PreparedMessage(MessageType.Text, 'late')), { sent: 0, queued: 0, dropped: 0, closed: 0, skipped: 1 });
+      const got: string[] = [];
+      for (;;) {
+        try {
+          const { type, data } = await client.read();
+          got.push(type === MessageType.Binary ? 'binary' : str(data));
+        } catch {
+          break;
+        }
+      }
+      // close() came after the queued broadcasts: its frame went out at once, before them, and they were refused.
+      assert.deepEqual(got, ['binary']);
+      await closing;
+      await big;
+    } finally {
+      client.closeNow();
+      server.closeNow();
+    }
+  });
 
   it('skips connections that are closing or gone, and checks its options', { timeout: 10_000 }, async () => {
     const hub = new Hub();
