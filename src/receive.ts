@@ -67,6 +67,8 @@ export class Receiver {
   #wakeOnPiece = false;
   /** A `nextMessage()` waiting, settled by the pump: no promise or closure of its own beyond these. */
   #resolveRead: ((message: Message) => void) | undefined;
+  /** A message went to a waiting read() in this turn (its code after the read has not run yet). */
+  #handedOver = false;
   #rejectRead: ((reason: unknown) => void) | undefined;
   /** Removes that read's abort listener, when it has a signal. */
   #unlistenRead: (() => void) | undefined;
@@ -115,6 +117,7 @@ export class Receiver {
 
   /** Bytes from the socket ('data'). */
   received(chunk: Buffer): void {
+    this.#handedOver = false;
     this.#engine.receive(chunk);
     this.#sliceStart = performance.now();
     this.pump();
@@ -288,6 +291,7 @@ export class Receiver {
     const resolve = this.#resolveRead!;
     if (this.hasMessage) {
       const message = this.takeMessage();
+      this.#handedOver = true;
       this.#endRead();
       return resolve(message);
     }
@@ -371,6 +375,7 @@ export class Receiver {
     this.#deferred = true;
     setImmediate(() => {
       this.#deferred = false;
+      this.#handedOver = false;
       this.#sliceStart = performance.now();
       this.pump();
     });
@@ -388,10 +393,13 @@ export class Receiver {
         // An application that reads gets the messages that came first before the
         // close takes effect, so it can still answer them. Once our own close frame
         // is out, or when nobody reads, it takes effect at once (the messages stay readable).
-        if (!this.hasPiece || !this.reading || this.#engine.closeSent) {
+        // A message the pump has just handed to a waiting read() counts as unread
+        // until the application's code after that read has run.
+        if ((!this.hasPiece && !this.#handedOver) || !this.reading || this.#engine.closeSent) {
           return this.#terminal(event);
         }
         this.#pending = event;
+        if (!this.hasPiece) return this.#settleSoon();
         return this.#wakeReader();
     }
   }
