@@ -46,7 +46,7 @@ export class ServerProcess {
     const config: ChildConfig = { impl, mode };
     const child = fork(entry, [JSON.stringify(config)], {
       cwd: root,
-      execArgv: ['--import', 'tsx', '--expose-gc'],
+      execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env['BENCH_CHILD_ARGS']?.split(' ').filter(Boolean) ?? [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     live.add(child);
@@ -91,6 +91,11 @@ export class ServerProcess {
   /** The child's longest event-loop stall since the last call (see `StallSample`); starts a new window. */
   stall(): Promise<StallSample> {
     return this.#request('stall') as Promise<StallSample>;
+  }
+
+  /** Tells a broadcasting child that the probe client got message `seq` (no answer). */
+  ack(seq: number): void {
+    if (this.#child.connected) this.#child.send({ id: 0, cmd: 'ack', seq });
   }
 
   /** Asks the child to close its server and exit; kills it after `graceMs`. */

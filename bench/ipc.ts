@@ -13,7 +13,9 @@ export interface ChildConfig {
 /** A request from the parent; the child answers with the same `id`. */
 export interface Request {
   id: number;
-  cmd: 'stats' | 'memory' | 'stall' | 'close';
+  cmd: 'stats' | 'memory' | 'stall' | 'close' | 'ack';
+  /** With 'ack': the message number the probe client got (see adapters/pacer.ts). */
+  seq?: number;
 }
 
 /**

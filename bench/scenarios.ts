@@ -10,6 +10,7 @@ import type { BenchClient } from './adapters/types.js';
 import { clientHeap, closeMany, openMany, pick, rateCell } from './common.js';
 import { compression } from './compression.js';
 import { stall } from './stall.js';
+import { broadcastScenario } from './broadcast.js';
 import type { CaseContext, Cell, Runner, Table, Workload } from './runner.js';
 
 /** What `--quick` changes. */
@@ -244,4 +245,5 @@ export const scenarios: Record<string, (runner: Runner, opts: ScenarioOptions) =
   handshakes,
   compression,
   stall,
+  broadcast: broadcastScenario,
 };

@@ -7,6 +7,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { loadAdapter } from './adapters/index.js';
+import { pacer } from './adapters/pacer.js';
 import type { BenchServer, ServerCounters } from './adapters/types.js';
 import type { ChildConfig, ChildMessage, MemorySample, Request, StallSample, Stats } from './ipc.js';
 
@@ -46,7 +47,8 @@ async function main(): Promise<void> {
   delay.enable();
   process.on('message', (request: Request) => {
     const reply = (result: Stats | MemorySample | StallSample | null): void => send({ type: 'reply', id: request.id, result });
-    if (request.cmd === 'stats') reply(stats(counters, server));
+    if (request.cmd === 'ack') pacer.ack(request.seq ?? -1);
+    else if (request.cmd === 'stats') reply(stats(counters, server));
     else if (request.cmd === 'stall') {
       reply({ maxMs: delay.max / 1e6 });
       delay.reset();

@@ -7,7 +7,6 @@
  * @module
  */
 import { ClosedError, CloseError, type MessageTooBigError, type ProtocolError } from './errors.js';
-import { deferred } from './internal/deferred.js';
 import type { Protocol } from './protocol/engine.js';
 import { encodeClosePayload, StatusCode } from './protocol/close-frame.js';
 import type { Transport } from './options.js';
@@ -21,6 +20,16 @@ export {
   maxReasonBytes,
   StatusCode,
 } from './protocol/close-frame.js';
+
+/**
+ * @internal Throws unless `close(code, reason)` may send them: RangeError
+ * for a code that may not be sent (1005 included, RFC 6455 §7.4.1) or a
+ * reason over 123 bytes.
+ */
+export function checkClose(code: number, reason: string): void {
+  if (code === StatusCode.NoStatusReceived) throw new RangeError('close code 1005 may not be sent');
+  encodeClosePayload(code, reason);
+}
 
 /**
  * Returns the status code of the close frame the peer sent when `err` is (or
@@ -80,9 +89,11 @@ type Failure = ProtocolError | MessageTooBigError;
  * is ending, the two bounded waits, and the `CloseInfo` it ends with.
  */
 export class Closing {
-  /** Settles once, when the TCP connection has closed; never rejects. */
-  readonly closed: Promise<CloseInfo>;
-  readonly #info = deferred<CloseInfo>();
+  /** How the connection ended, once it has. */
+  #info: CloseInfo | undefined;
+  /** `closed`, made on first use: most connections are never asked. */
+  #closed: Promise<CloseInfo> | undefined;
+  #settle: ((info: CloseInfo) => void) | undefined;
   readonly #socket: Transport;
   readonly #engine: Protocol;
   readonly #receiver: Receiver;
@@ -99,7 +110,6 @@ export class Closing {
   #peerEnded = false;
 
   constructor(socket: Transport, engine: Protocol, receiver: Receiver, host: CloseHost, timeout: number) {
-    this.closed = this.#info.promise;
     this.#socket = socket;
     this.#engine = engine;
     this.#receiver = receiver;
@@ -112,6 +122,14 @@ export class Closing {
     return this.#ended;
   }
 
+  /** Settles once, when the TCP connection has closed; never rejects. */
+  get closed(): Promise<CloseInfo> {
+    if (this.#closed !== undefined) return this.#closed;
+    const info = this.#info;
+    this.#closed = info !== undefined ? Promise.resolve(info) : new Promise((resolve) => (this.#settle = resolve));
+    return this.#closed;
+  }
+
   /** Whether the TCP connection has closed and `closed` has settled. */
   get settled(): boolean {
     return this.#settled;
@@ -121,8 +139,7 @@ export class Closing {
   close(code: number, reason: string): Promise<CloseInfo> {
     if (this.#closing !== undefined) return this.#closing;
     try {
-      if (code === StatusCode.NoStatusReceived) throw new RangeError('close code 1005 may not be sent');
-      encodeClosePayload(code, reason); // checks code and reason before anything is sent
+      checkClose(code, reason);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -237,12 +254,14 @@ export class Closing {
     this.#host.released(error);
     const received = this.#engine.closeReceived;
     const wasClean = this.#engine.closeSent && received !== undefined;
-    this.#info.resolve({
+    this.#info = {
       code: received?.code ?? StatusCode.AbnormalClosure,
       reason: received?.reason ?? '',
       wasClean,
       ...(wasClean ? {} : { error }),
-    });
+    };
+    this.#settle?.(this.#info);
+    this.#settle = undefined;
   }
 
   /** Bounds the time the TCP connection may take to close. */

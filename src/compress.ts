@@ -170,25 +170,65 @@ export class MessageDeflater {
    * modified. Set RSV1 on the first frame of the message only (§6.1).
    */
   compress(data: Uint8Array, fin: boolean): Uint8Array {
-    const options: zlib.ZlibOptions = {
-      finishFlush: Z_SYNC_FLUSH,
-      windowBits: this.#windowBits,
-      memLevel,
-      // Room for the whole output in one buffer (deflate never grows data by more than a few bytes per 16 KiB).
-      chunkSize: Math.min(64 * 1024, data.length + 64),
-    };
-    const dictionary = this.#history.view();
-    if (dictionary !== undefined) options.dictionary = dictionary;
-    const out = zlib.deflateRawSync(data, options);
+    const out = deflate(data, this.#windowBits, this.#history.view());
     if (fin && !this.contextTakeover) this.#history.clear();
     else this.#history.append(data);
-    if (!fin) return out;
-    // RFC 7692 §7.2.1 step 3: drop the empty stored block's LEN/NLEN.
-    if (out.length < 4 || !out.subarray(out.length - 4).equals(tail)) {
-      throw new Error('permessage-deflate: zlib output does not end with a sync flush');
-    }
-    return out.subarray(0, out.length - 4);
+    return fin ? stripTail(out) : out;
   }
+
+  /**
+   * The window bits this end compresses with. A message compressed without
+   * a dictionary under these bits (`deflateMessage()`) is a valid payload
+   * on every connection that compresses with the same bits, whether or not
+   * it keeps its window: RFC 7692 §7.2.1 lets a sender refer back to
+   * earlier messages, it never requires it.
+   */
+  get windowBits(): number {
+    return this.#windowBits;
+  }
+
+  /**
+   * Records a whole message that was sent compressed by
+   * `deflateMessage()` (a prepared message): with the window kept, later
+   * messages may refer back to it, since the peer's window now holds it.
+   */
+  sent(data: Uint8Array): void {
+    if (this.contextTakeover) this.#history.append(data);
+  }
+}
+
+/**
+ * Compresses one whole message on its own (no dictionary) with
+ * `windowBits` (from `MessageDeflater#windowBits`): the payload of a final
+ * frame with RSV1 set, the flush's `00 00 ff ff` removed.
+ * @see RFC 7692 §7.2.1
+ */
+export function deflateMessage(data: Uint8Array, windowBits: number): Uint8Array {
+  return stripTail(deflate(data, windowBits, undefined));
+}
+
+/** One sync-flushed raw deflate call, with `dictionary` as the preset window. */
+function deflate(data: Uint8Array, windowBits: number, dictionary: Buffer | undefined): Buffer {
+  const options: zlib.ZlibOptions = {
+    finishFlush: Z_SYNC_FLUSH,
+    windowBits,
+    memLevel,
+    // Room for the whole output in one buffer (deflate never grows data by more than a few bytes per 16 KiB).
+    chunkSize: Math.min(64 * 1024, data.length + 64),
+  };
+  if (dictionary !== undefined) options.dictionary = dictionary;
+  return zlib.deflateRawSync(data, options);
+}
+
+/**
+ * The end of a message: RFC 7692 §7.2.1 step 3 drops the empty stored
+ * block's LEN/NLEN; an empty message stays the single byte `00` (§7.2.3.6).
+ */
+function stripTail(out: Buffer): Buffer {
+  if (out.length < 4 || !out.subarray(out.length - 4).equals(tail)) {
+    throw new Error('permessage-deflate: zlib output does not end with a sync flush');
+  }
+  return out.subarray(0, out.length - 4);
 }
 
 /**

@@ -28,6 +28,7 @@ import {
 } from './options.js';
 import { Pinger } from './ping.js';
 import { Protocol, type CloseEvent, type ControlEvent, type FailEvent } from './protocol/engine.js';
+import { PreparedMessage } from './protocol/prepared.js';
 import { messageStream } from './read.js';
 import { Receiver, type ReceiveHost } from './receive.js';
 import { Sender } from './send.js';
@@ -40,6 +41,36 @@ export type { CloseInfo } from './close.js';
 /** Where a socket keeps its Conn, for the listeners all Conns share. */
 const connKey: unique symbol = Symbol('wsconn.conn');
 type Tagged = Duplex & { [connKey]?: Conn };
+
+/** What a write takes: a message's payload, or a prepared message. */
+type Payload = string | Uint8Array | PreparedMessage;
+
+/** What `offer()` did with a prepared message. */
+export type Offer = 'sent' | 'busy' | 'closed';
+
+/** @internal A broadcast message waiting for a connection's write turn. */
+export interface QueuedMessage {
+  readonly message: PreparedMessage;
+  /** Set by the broadcast's policy: when its turn comes, it is skipped. */
+  dropped: boolean;
+  /** Set once it has the write turn: too late to drop it. */
+  started: boolean;
+  /** Gives up its place in the write queue while it waits (set by `enqueue()`). */
+  withdraw: () => void;
+}
+
+/** @internal What `broadcast()` needs of a Conn beyond its public methods. */
+export interface BroadcastAccess {
+  /** Writes `message` at once if nobody else writes and the socket has room. */
+  offer(conn: Conn, message: PreparedMessage): Offer;
+  /** Takes a place in the write queue now, in call order with `write()` calls; resolves once written (or skipped). */
+  enqueue(conn: Conn, queued: QueuedMessage): Promise<void>;
+  /** Whether data frames may still be sent. */
+  writable(conn: Conn): boolean;
+}
+
+/** @internal Set by Conn's static block. */
+export let broadcastAccess: BroadcastAccess;
 
 /** Only this module can make a Conn: its constructor wants this key. */
 const internal: unique symbol = Symbol('wsconn.internal');
@@ -78,7 +109,9 @@ export class Conn {
    * peer's close code (1005 when its frame had none, 1006 when none came).
    * It never rejects.
    */
-  readonly closed: Promise<CloseInfo>;
+  get closed(): Promise<CloseInfo> {
+    return this.#closing.closed;
+  }
 
   readonly #socket: Duplex;
   readonly #engine: Protocol;
@@ -122,6 +155,10 @@ export class Conn {
       return this.conn.#closing.lost();
     }
 
+    readDone(): void {
+      this.conn.#readLock.release();
+    }
+
     transmit(bytes: Uint8Array): void {
       this.conn.#sender.transmit(bytes);
     }
@@ -160,7 +197,6 @@ export class Conn {
     });
     this.#receiver = new Receiver(socket, this.#engine, host);
     this.#closing = new Closing(init.transport ?? socket, this.#engine, this.#receiver, host, options.closeTimeout ?? 5000);
-    this.closed = this.#closing.closed;
     // Listeners shared by all Conns, which find their Conn on the socket: a
     // closure per listener and connection would cost its context and feedback.
     (socket as Tagged)[connKey] = this;
@@ -238,10 +274,20 @@ export class Conn {
   read(options?: SignalOptions): Promise<Message> {
     const receiver = this.#receiver;
     receiver.reading = true;
-    if (receiver.hasMessage && !this.#readLock.held && this.#closeRead === undefined && !options?.signal?.aborted) {
+    const signal = options?.signal;
+    // The common cases, without an async function: nobody else reads, and a
+    // message is queued, or the end is known, or the pump settles the read.
+    if (this.#closeRead !== undefined || signal?.aborted || !this.#readLock.tryAcquire()) return this.#readWaiting(signal);
+    if (receiver.hasMessage) {
+      this.#readLock.release();
       return Promise.resolve(receiver.takeMessage());
     }
-    return this.#readWaiting(options?.signal);
+    const end = receiver.ending(true);
+    if (end !== undefined) {
+      this.#readLock.release();
+      return Promise.reject(end);
+    }
+    return receiver.nextMessage(signal);
   }
 
   async #readWaiting(signal: AbortSignal | undefined): Promise<Message> {
@@ -263,12 +309,14 @@ export class Conn {
   /**
    * Starts reading the next data message and resolves with its type and a
    * stream of its payload, piece by piece as it arrives. Later reads wait
-   * until the stream has been read to its end or cancelled (cancelling
-   * discards the rest of the message).
+   * until the stream has been read to its end or cancelled (`cancel()`
+   * resolves at once; the rest of the message is discarded as it arrives,
+   * and later reads get the messages after it).
    *
    * The signal bounds the wait for the message and each read of the
-   * stream; an abort errors the stream with `signal.reason` and the rest of
-   * the message stays for the next `read()` or `reader()`.
+   * stream; an abort, also while nobody reads the stream, errors it with
+   * `signal.reason`, and the rest of the message stays for the next
+   * `read()` or `reader()`.
    */
   async reader(options?: SignalOptions): Promise<MessageReader> {
     const signal = options?.signal;
@@ -310,6 +358,24 @@ export class Conn {
     } catch (err) {
       return Promise.reject(err);
     }
+    return this.#write(type, data, options);
+  }
+
+  /**
+   * Writes a prepared message: `write()` for a message encoded once for
+   * many connections (see `PreparedMessage`). A server connection writes
+   * the message's shared frame without copying it. Same waits, ordering and
+   * abort rules as `write()`.
+   *
+   * @throws TypeError unless `message` is a `PreparedMessage`.
+   * @throws ClosedError when the connection is closing or gone.
+   */
+  writePrepared(message: PreparedMessage, options?: WriteOptions): Promise<void> {
+    if (!(message instanceof PreparedMessage)) return Promise.reject(new TypeError('writePrepared() takes a PreparedMessage'));
+    return this.#write(message.type, message, options);
+  }
+
+  #write(type: MessageType, data: Payload, options: WriteOptions | undefined): Promise<void> {
     const signal = options?.signal;
     if (!signal?.aborted && !this.#sender.full && this.#writeLock.tryAcquire()) {
       // The common case: nobody else is writing and the socket has room.
@@ -329,7 +395,7 @@ export class Conn {
     return this.#writeWaiting(type, data, options);
   }
 
-  async #writeWaiting(type: MessageType, data: string | Uint8Array, options: WriteOptions | undefined): Promise<void> {
+  async #writeWaiting(type: MessageType, data: Payload, options: WriteOptions | undefined): Promise<void> {
     const signal = options?.signal;
     await this.#writeLock.acquire(signal);
     try {
@@ -350,9 +416,61 @@ export class Conn {
   }
 
   /** The send path's last step for a message: state check, encode, one socket write; nothing awaited. */
-  #transmitMessage(type: MessageType, data: string | Uint8Array, compress: boolean | undefined): boolean {
+  #transmitMessage(type: MessageType, data: Payload, compress: boolean | undefined): boolean {
     this.#assertOpen();
-    return this.#sender.transmit(this.#engine.encodeMessage(type, data, compress));
+    const engine = this.#engine;
+    const bytes = data instanceof PreparedMessage ? engine.encodePrepared(data, compress) : engine.encodeMessage(type, data, compress);
+    return this.#sender.transmit(bytes);
+  }
+
+  /**
+   * Writes `message` now if nobody else is writing and the socket has
+   * room, for `broadcast()`: 'sent', 'busy' (queue it and use
+   * `writePrepared()`), or 'closed' (the connection is closing or gone).
+   */
+  #offer(message: PreparedMessage): Offer {
+    if (!this.#writable()) return 'closed';
+    if (this.#sender.full || !this.#writeLock.tryAcquire()) return 'busy';
+    try {
+      this.#sender.holdThisTurn();
+      this.#transmitMessage(message.type, message, undefined);
+      return 'sent';
+    } finally {
+      this.#writeLock.release();
+    }
+  }
+
+  #writable(): boolean {
+    return this.#closing.ended === undefined && !this.#engine.closeSent && this.#sender.writable;
+  }
+
+  /** A queued broadcast message: it takes its place in the write queue when called. */
+  #enqueue(queued: QueuedMessage): Promise<void> {
+    const { granted, withdraw } = this.#writeLock.enter();
+    queued.withdraw = withdraw;
+    return this.#writeQueued(granted, queued);
+  }
+
+  async #writeQueued(granted: Promise<boolean>, queued: QueuedMessage): Promise<void> {
+    if (!(await granted)) return;
+    try {
+      // Dropped between getting the turn and running: it gives the turn straight on.
+      if (queued.dropped) return;
+      queued.started = true;
+      await this.#sender.drain(undefined);
+      this.#sender.holdThisTurn();
+      if (!this.#transmitMessage(queued.message.type, queued.message, undefined)) await this.#sender.drain(undefined);
+    } finally {
+      this.#writeLock.release();
+    }
+  }
+
+  static {
+    broadcastAccess = {
+      offer: (conn, message) => conn.#offer(message),
+      enqueue: (conn, queued) => conn.#enqueue(queued),
+      writable: (conn) => conn.#writable(),
+    };
   }
 
   /**

@@ -22,6 +22,8 @@ export { CompressionMode } from './compress.js';
 export { StatusCode, closeStatus } from './close.js';
 export { CloseError, ClosedError, HandshakeError, MessageTooBigError, ProtocolError } from './errors.js';
 export { pipe, type PipeOptions } from './pipe.js';
+export { broadcast, type BroadcastOptions, type BroadcastResult, type WhenFull } from './broadcast.js';
+export { PreparedMessage } from './protocol/prepared.js';
 export { ConnSet, type CloseAllOptions } from './shutdown.js';
 export { refuseUpgrade, type RefuseUpgradeOptions, type RefusalHeaders } from './refuse.js';
 export {

@@ -43,6 +43,8 @@ export interface ReceiveHost {
   refused(): void;
   /** The transport ended with no close frame; returns the error reads end with. */
   lost(): Error;
+  /** A `nextMessage()` settled: the read's turn is over. */
+  readDone(): void;
 }
 
 /** The receive pump and the queue of received data, in pieces. */
@@ -63,6 +65,13 @@ export class Receiver {
   #pending: CloseEvent | FailEvent | undefined;
   #wake: (() => void) | undefined;
   #wakeOnPiece = false;
+  /** A `nextMessage()` waiting, settled by the pump: no promise or closure of its own beyond these. */
+  #resolveRead: ((message: Message) => void) | undefined;
+  /** A message went to a waiting read() in this turn (its code after the read has not run yet). */
+  #handedOver = false;
+  #rejectRead: ((reason: unknown) => void) | undefined;
+  /** Removes that read's abort listener, when it has a signal. */
+  #unlistenRead: (() => void) | undefined;
   #eof = false;
   #paused = false;
   #pumping = false;
@@ -108,6 +117,7 @@ export class Receiver {
 
   /** Bytes from the socket ('data'). */
   received(chunk: Buffer): void {
+    this.#handedOver = false;
     this.#engine.receive(chunk);
     this.#sliceStart = performance.now();
     this.pump();
@@ -248,6 +258,64 @@ export class Receiver {
     return promise;
   }
 
+  /**
+   * Resolves with the next whole message, or rejects once input ended (or
+   * with `signal.reason` on abort), for a `read()` that holds the read turn
+   * and found nothing queued; `host.readDone()` is called when it settles.
+   * Cheaper than `wait()` in a loop: an idle connection waiting to read
+   * holds one promise.
+   */
+  nextMessage(signal: AbortSignal | undefined): Promise<Message> {
+    const promise = new Promise<Message>((resolve, reject) => {
+      this.#resolveRead = resolve;
+      this.#rejectRead = reject;
+    });
+    if (signal !== undefined) {
+      const onAbort = (): void => {
+        const reject = this.#rejectRead;
+        if (reject === undefined) return;
+        this.#endRead();
+        this.#flow();
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#unlistenRead = () => signal.removeEventListener('abort', onAbort);
+    }
+    this.#wakeOnPiece = false;
+    this.pump();
+    return promise;
+  }
+
+  /** Settles a waiting `nextMessage()` if a message or the end is there. */
+  #deliverRead(): void {
+    const resolve = this.#resolveRead!;
+    if (this.hasMessage) {
+      const message = this.takeMessage();
+      this.#handedOver = true;
+      this.#endRead();
+      return resolve(message);
+    }
+    const reject = this.#rejectRead!;
+    const end = this.ending(true);
+    // ending() may settle a held close, which delivers (and ends this read) itself.
+    if (end === undefined || this.#resolveRead !== resolve) return;
+    this.#endRead();
+    reject(end);
+  }
+
+  #endRead(): void {
+    this.#resolveRead = undefined;
+    this.#rejectRead = undefined;
+    this.#unlistenRead?.();
+    this.#unlistenRead = undefined;
+    this.#host.readDone();
+  }
+
+  /** Whether a reader waits for what the queue will hold. */
+  #readerWaits(): boolean {
+    return this.#wake !== undefined || this.#resolveRead !== undefined;
+  }
+
   /** Ends the read side with `error` (the first reason wins) and wakes the reader. */
   finish(error: Error): void {
     this.#end ??= error;
@@ -294,7 +362,7 @@ export class Receiver {
 
   /** Whether the queue is over its bound with nobody waiting for what it holds. */
   #full(): boolean {
-    if (this.#bytes < highWaterMark || this.#wake !== undefined) return false;
+    if (this.#bytes < highWaterMark || this.#readerWaits()) return false;
     // Input is wanted without growing the queue: refused (closeRead) or dropped (close, nobody reads).
     return !(this.demand > 0 && (this.refuse || this.#discarding()));
   }
@@ -307,6 +375,7 @@ export class Receiver {
     this.#deferred = true;
     setImmediate(() => {
       this.#deferred = false;
+      this.#handedOver = false;
       this.#sliceStart = performance.now();
       this.pump();
     });
@@ -324,10 +393,13 @@ export class Receiver {
         // An application that reads gets the messages that came first before the
         // close takes effect, so it can still answer them. Once our own close frame
         // is out, or when nobody reads, it takes effect at once (the messages stay readable).
-        if (!this.hasPiece || !this.reading || this.#engine.closeSent) {
+        // A message the pump has just handed to a waiting read() counts as unread
+        // until the application's code after that read has run.
+        if ((!this.hasPiece && !this.#handedOver) || !this.reading || this.#engine.closeSent) {
           return this.#terminal(event);
         }
         this.#pending = event;
+        if (!this.hasPiece) return this.#settleSoon();
         return this.#wakeReader();
     }
   }
@@ -344,7 +416,7 @@ export class Receiver {
   #data(event: DataEvent): void {
     if (this.refuse) return this.#host.refused();
     if (event.start) {
-      this.#dropping = this.#discarding() && this.#bytes >= highWaterMark && this.#wake === undefined;
+      this.#dropping = this.#discarding() && this.#bytes >= highWaterMark && !this.#readerWaits();
     }
     if (this.#dropping) return;
     this.#pieces.push(event);
@@ -354,6 +426,7 @@ export class Receiver {
   }
 
   #wakeReader(): void {
+    if (this.#resolveRead !== undefined) return this.#deliverRead();
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();

@@ -15,6 +15,8 @@ const scratchMinimum = 64 * 1024;
 /** How long the reusable buffer outlives its last use, in ms. */
 const scratchIdleMs = 1000;
 
+const release = (sender: Sender): void => Sender.release(sender);
+
 /** Writes frames to the socket and waits for 'drain'. */
 export class Sender {
   readonly #socket: Duplex;
@@ -68,6 +70,26 @@ export class Sender {
   /** Whether the socket still takes bytes. */
   get writable(): boolean {
     return this.#socket.writable;
+  }
+
+  /**
+   * Holds the socket's writes until the end of this turn of the event
+   * loop (cork, then uncork on `process.nextTick`), so that the frames of
+   * several broadcasts in one turn reach the kernel in one system call.
+   */
+  holdThisTurn(): void {
+    if (this.#holding) return;
+    this.#holding = true;
+    this.#socket.cork();
+    process.nextTick(release, this);
+  }
+
+  #holding = false;
+
+  /** @internal Ends `holdThisTurn()`. */
+  static release(sender: Sender): void {
+    sender.#holding = false;
+    sender.#socket.uncork();
   }
 
   /** Writes one encoded frame; returns false when the caller should wait for 'drain'. */

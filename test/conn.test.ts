@@ -550,6 +550,39 @@ for (const setup of setups) {
         await w.close();
         assert.equal(show(await within(local.read(), settleMs, 'the next read')), 'binary "the rest"');
       });
+
+      it('an abort while nobody pulls errors the stream at once and passes the turn on', { timeout: 5000 }, async () => {
+        const { local, peer } = await setup.open();
+        const w = (await peer.writer(MessageType.Binary)).getWriter();
+        await w.write(utf8('started, '));
+        const controller = new AbortController();
+        const { stream } = await local.reader({ signal: controller.signal });
+        const chunks = stream.getReader();
+        assert.equal(str((await chunks.read()).value!), 'started, ');
+        // Nobody pulls now; the abort alone must let the next read() in.
+        const reason = new Error('gave up');
+        controller.abort(reason);
+        const next = local.read();
+        await w.write(utf8('finished'));
+        await w.close();
+        assert.equal(show(await within(next, settleMs, 'the next read')), 'binary "finished"');
+        assert.equal(await within(rejection(chunks.read()), settleMs, 'the stream after the abort'), reason);
+      });
+
+      it('cancel() resolves at once, before the rest of the message has come', { timeout: 5000 }, async () => {
+        const { local, peer } = await setup.open();
+        const w = (await peer.writer(MessageType.Binary)).getWriter();
+        await w.write(utf8('first part'));
+        const { stream } = await local.reader();
+        const chunks = stream.getReader();
+        assert.equal(str((await chunks.read()).value!), 'first part');
+        await within(chunks.cancel(), settleMs, 'cancel()');
+        const next = local.read();
+        await w.write(utf8('discarded'));
+        await w.close();
+        await peer.write(MessageType.Text, 'after');
+        assert.equal(show(await within(next, settleMs, 'the next read')), 'text "after"');
+      });
     });
 
     describe('read limit', { timeout: 30_000 }, () => {

@@ -201,7 +201,7 @@ describe('chat/server.ts', { timeout: 40_000 }, () => {
   let wsUrl: string;
 
   before(async () => {
-    chat = start('examples/chat/server.ts', [], { PORT: '0', CHAT_WRITE_TIMEOUT_MS: '500' });
+    chat = start('examples/chat/server.ts', [], { PORT: '0', CHAT_QUEUE_LIMIT: '64' });
     [, pageUrl] = (await chat.waitFor(/listening on (http:\/\/\S+)/)) as [string, string];
     wsUrl = `${pageUrl.replace(/^http/, 'ws')}ws`;
   });

@@ -21,13 +21,16 @@ export type Compression = 'off' | 'context-takeover' | 'no-context-takeover';
 /**
  * What a server does with each connection: echo every message back (as the
  * type it came as), count what arrives and discard it, or send `size`-byte
- * messages as fast as the socket takes them until the peer goes away; and
+ * messages as fast as the socket takes them until the peer goes away, or
+ * (once `connections` are open) broadcast to all of them as fast as
+ * delivery allows (adapters/pacer.ts), taking acknowledgements; and
  * which compression it insists on (default `'off'`).
  */
 export type ServerMode = (
   | { kind: 'echo' }
   | { kind: 'sink' }
   | { kind: 'source'; size: number }
+  | { kind: 'broadcast'; connections: number }
 ) & { compression?: Compression };
 
 /** Counters a server keeps; read by the parent over IPC. */

@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
+import { pacer } from './pacer.js';
 import { MessageQueue } from './queue.js';
 import type { Adapter, BenchClient, BenchServer, Compression, ServerCounters, ServerMode } from './types.js';
 import { checkExtensions } from './types.js';
@@ -64,7 +65,32 @@ function extensionsLine(lines: string[]): string {
   return line === undefined ? '' : line.slice(prefix.length).trim();
 }
 
-function serve(socket: WebSocket, mode: ServerMode, counters: ServerCounters): void {
+/**
+ * The broadcast mode's connections and loop: the usual `ws` broadcast,
+ * `for (const client of clients) client.send(message)`, given a Buffer
+ * (its cheapest input: a string would be converted once per client).
+ */
+class Room extends Set<WebSocket> {
+  readonly #connections: number;
+
+  constructor(connections: number) {
+    super();
+    this.#connections = connections;
+  }
+
+  join(socket: WebSocket): void {
+    this.add(socket);
+    socket.on('close', () => this.delete(socket));
+    if (this.size < this.#connections) return;
+    const text = { binary: false };
+    const send = (message: Buffer): void => {
+      for (const client of this) client.send(message, text);
+    };
+    pacer.start(send, () => this.size >= this.#connections);
+  }
+}
+
+function serve(socket: WebSocket, mode: ServerMode, counters: ServerCounters, room?: Room): void {
   counters.open++;
   counters.accepted++;
   socket.on('close', () => counters.open--);
@@ -72,6 +98,10 @@ function serve(socket: WebSocket, mode: ServerMode, counters: ServerCounters): v
     counters.errors++;
     counters.lastError = String(err);
   });
+  if (room !== undefined) {
+    room.join(socket);
+    return;
+  }
   if (mode.kind === 'source') {
     const payload = Buffer.alloc(mode.size, 0x5a);
     const pump = async (): Promise<void> => {
@@ -92,6 +122,7 @@ async function listen(mode: ServerMode, counters: ServerCounters): Promise<Bench
   const httpServer = http.createServer((_req, res) => res.writeHead(426).end());
   const wire = wireMeter(httpServer);
   const server = new WebSocketServer({ server: httpServer, perMessageDeflate: deflateOptions(compression) });
+  const room = mode.kind === 'broadcast' ? new Room(mode.connections) : undefined;
   // what the server answered each request: checked before the connection is served
   const answered = new WeakMap<http.IncomingMessage, string>();
   server.on('headers', (lines: string[], req: http.IncomingMessage) => answered.set(req, extensionsLine(lines)));
@@ -104,7 +135,7 @@ async function listen(mode: ServerMode, counters: ServerCounters): Promise<Bench
       socket.terminate();
       return;
     }
-    serve(socket, mode, counters);
+    serve(socket, mode, counters, room);
   });
   httpServer.listen(0, '127.0.0.1');
   await once(httpServer, 'listening');

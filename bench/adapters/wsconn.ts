@@ -9,11 +9,14 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { accept } from '../../src/accept.js';
+import { broadcast } from '../../src/broadcast.js';
 import { closeStatus, StatusCode } from '../../src/close.js';
 import type { CompressionMode } from '../../src/compress.js';
 import { MessageType, type Conn } from '../../src/conn.js';
 import { dial } from '../../src/dial.js';
 import type { ConnOptions } from '../../src/options.js';
+import { PreparedMessage } from '../../src/protocol/prepared.js';
+import { pacer } from './pacer.js';
 import type { Adapter, BenchClient, BenchServer, Compression, ServerCounters, ServerMode } from './types.js';
 import { checkExtensions, maxMessageSize } from './types.js';
 import { wireMeter } from './wire.js';
@@ -27,9 +30,33 @@ function options(compression: Compression = 'off'): ConnOptions & { compressionM
   return { readLimit, compressionMode: compression, compressionThreshold: 0 };
 }
 
+/** The broadcast mode's connections and loop: `broadcast()` of one `PreparedMessage` per message. */
+class Room extends Set<Conn> {
+  readonly #connections: number;
+
+  constructor(connections: number) {
+    super();
+    this.#connections = connections;
+  }
+
+  join(conn: Conn): void {
+    this.add(conn);
+    if (this.size < this.#connections) return;
+    const send = (message: Buffer): void => void broadcast(this, new PreparedMessage(MessageType.Text, message), { queueLimit: 256 });
+    pacer.start(send, () => this.size >= this.#connections);
+  }
+}
+
 /** Runs one server connection in the given mode until it ends. */
-async function run(conn: Conn, mode: ServerMode, counters: ServerCounters): Promise<void> {
-  if (mode.kind === 'source') {
+async function run(conn: Conn, mode: ServerMode, counters: ServerCounters, room: Room | undefined): Promise<void> {
+  if (room !== undefined) {
+    room.join(conn);
+    try {
+      for (;;) await conn.read();
+    } finally {
+      room.delete(conn);
+    }
+  } else if (mode.kind === 'source') {
     const payload = new Uint8Array(mode.size).fill(0x5a);
     conn.closeRead();
     for (;;) await conn.write(MessageType.Binary, payload);
@@ -44,12 +71,12 @@ async function run(conn: Conn, mode: ServerMode, counters: ServerCounters): Prom
 }
 
 /** Serves one accepted connection until it ends, counting how it ended. */
-async function serve(conn: Conn, mode: ServerMode, counters: ServerCounters): Promise<void> {
+async function serve(conn: Conn, mode: ServerMode, counters: ServerCounters, room: Room | undefined): Promise<void> {
   counters.open++;
   counters.accepted++;
   try {
     checkExtensions('wsconn server', mode.compression ?? 'off', conn.extensions);
-    await run(conn, mode, counters);
+    await run(conn, mode, counters, room);
   } catch (err) {
     const code = closeStatus(err);
     if (code !== StatusCode.NormalClosure && code !== StatusCode.GoingAway) {
@@ -65,11 +92,12 @@ async function serve(conn: Conn, mode: ServerMode, counters: ServerCounters): Pr
 async function listen(mode: ServerMode, counters: ServerCounters): Promise<BenchServer> {
   const server = http.createServer((_req, res) => res.writeHead(426).end());
   const wire = wireMeter(server);
+  const room = mode.kind === 'broadcast' ? new Room(mode.connections) : undefined;
   // Not an async function holding `req` across the connection's life: that
   // would charge wsconn for memory the application kept.
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     accept(req, socket, head, options(mode.compression)).then(
-      (conn) => serve(conn, mode, counters),
+      (conn) => serve(conn, mode, counters, room),
       (err: unknown) => {
         counters.errors++;
         counters.lastError = `accept: ${String(err)}`;

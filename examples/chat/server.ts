@@ -8,13 +8,27 @@
  * tab, as JSON. Listens on 127.0.0.1, port $PORT (default 8080; 0 picks a
  * free one) and prints its URL.
  *
+ * Several processes make one chat when they share a Redis server:
+ *
+ *   REDIS_URL=redis://127.0.0.1:6379 PORT=8081 npm start
+ *   REDIS_URL=redis://127.0.0.1:6379 PORT=8082 npm start
+ *
+ * Each process delivers its own tabs' messages to its own tabs at once and
+ * publishes them to Redis (relay.ts, redis-relay.ts); the other processes
+ * deliver what they receive to theirs (deliver.ts). Guests are then named
+ * `guest-N@PORT` ($CHAT_SERVER_NAME instead of the port). When Redis is
+ * unreachable, at start or later, each process goes on serving its own tabs,
+ * tells them "cross-server relay unavailable", retries, and tells them again
+ * when it is back; what was said meanwhile is not relayed later.
+ *
  * What it shows:
  * - `accept()` with the origin check left on: the page is same-origin, so
  *   it is allowed, while a page on another site gets a 403;
  * - one `for await` loop per connection, which also answers pings and sees
  *   the tab's close;
- * - a broadcast in which each write has its own deadline, so a client that
- *   stops reading is dropped instead of stalling everyone else;
+ * - `broadcast()` of one `PreparedMessage` per event: framed once, never
+ *   waiting for any tab; a tab that stops reading falls a bounded queue
+ *   behind and is dropped instead of stalling everyone else (deliver.ts);
  * - shutting down on SIGINT/SIGTERM: every tab is told 1001 (going away);
  * - a truthful log line when a tab goes: `conn.closed` reports the *peer's*
  *   close code (1006 when none came), so when the server ended the
@@ -24,57 +38,59 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { accept, CloseError, ClosedError, MessageTooBigError, MessageType, ProtocolError, StatusCode, type Conn } from 'wsconn';
+import { Clients, deliver, type Client } from './deliver.js';
+import { openRelay, type ChatEvent } from './relay.js';
 
 /** The largest message a tab may send, in bytes. */
 const maxMessageBytes = 4096;
-/** How long one client may take to accept one message before it is dropped. */
-const writeTimeoutMs = Number(process.env.CHAT_WRITE_TIMEOUT_MS ?? 2000);
+
+/** What the tabs are told when the relay to the other servers goes and comes back. */
+const relayNotice = {
+  down: 'cross-server relay unavailable: for now, messages reach only the people on this server',
+  up: 'cross-server relay restored: messages reach every server again',
+} as const;
 
 const page = readFileSync(new URL('index.html', import.meta.url));
 
-interface Client {
-  conn: Conn;
-  name: string;
-  /** How this server ended the connection, when it did: the close code it sent, or 'dropped'. */
-  endedBy?: number | 'dropped';
-}
-
-const clients = new Set<Client>();
+const clients = new Clients();
 let joined = 0;
+/** Appended to guest names when several servers share the chat, so that names stay unique. */
+let nameSuffix = '';
+/** Whether the tabs have been told that the relay is down (and so need to hear that it is back). */
+let toldDown = false;
 
-/**
- * Sends `event` to every client; never rejects. Each write races its own
- * timeout: a client that has not taken the message by then is not reading
- * (its TCP buffers are full), so it is dropped and the others carry on.
- */
-async function broadcast(event: object): Promise<void> {
-  const text = JSON.stringify(event);
-  await Promise.all(
-    [...clients].map(async (client) => {
-      try {
-        await client.conn.write(MessageType.Text, text, { signal: AbortSignal.timeout(writeTimeoutMs) });
-      } catch (err) {
-        if ((err as Error).name === 'TimeoutError') {
-          console.log(`${client.name} is not keeping up: dropped`);
-          client.endedBy ??= 'dropped';
-          // A close frame would queue behind everything the client has not
-          // read, so drop the TCP connection instead.
-          client.conn.closeNow();
-        }
-        // Otherwise the connection is already closing; its own loop ends.
-      }
-    }),
-  );
+const relay = await openRelay(process.env.REDIS_URL, {
+  onEvent: (event) => deliver(clients, event),
+  onState(state, detail) {
+    if (state === 'down') {
+      console.log(`relay: unavailable (${detail}); serving this server's tabs only, retrying`);
+      toldDown = true;
+      deliver(clients, { kind: 'system', text: relayNotice.down });
+    } else {
+      console.log(`relay: up (${detail})`);
+      if (toldDown) deliver(clients, { kind: 'system', text: relayNotice.up });
+      toldDown = false;
+    }
+  },
+});
+
+if (relay.state !== 'off') console.log(`relay: connecting to Redis at ${new URL(process.env.REDIS_URL!).host}`);
+
+/** Shows `event` to this server's tabs and hands it to the relay for the other servers' tabs. */
+function share(event: ChatEvent): void {
+  relay.publish(event);
+  deliver(clients, event);
 }
 
 /** Runs one client's connection until it ends, then logs who ended it. */
 async function serve(conn: Conn): Promise<void> {
-  const client: Client = { conn, name: `guest-${++joined}` };
+  const client: Client = { conn, name: `guest-${++joined}${nameSuffix}` };
   clients.add(client);
   console.log(`${client.name} joined from ${conn.remoteAddress}:${conn.remotePort}`);
   try {
     await conn.write(MessageType.Text, JSON.stringify({ kind: 'welcome', name: client.name }));
-    await broadcast({ kind: 'system', text: `${client.name} joined` });
+    if (relay.state === 'down') await conn.write(MessageType.Text, JSON.stringify({ kind: 'system', text: relayNotice.down }));
+    share({ kind: 'system', text: `${client.name} joined` });
     for await (const { type, data } of conn) {
       if (type !== MessageType.Text) {
         client.endedBy ??= StatusCode.UnsupportedData;
@@ -82,7 +98,7 @@ async function serve(conn: Conn): Promise<void> {
         return;
       }
       const text = Buffer.from(data).toString('utf8').trim();
-      if (text !== '') await broadcast({ kind: 'message', from: client.name, text });
+      if (text !== '') share({ kind: 'message', from: client.name, text });
     }
     await conn.close(StatusCode.NormalClosure);
   } catch (err) {
@@ -92,10 +108,10 @@ async function serve(conn: Conn): Promise<void> {
     if (err instanceof ProtocolError || err instanceof MessageTooBigError) client.endedBy ??= err.code;
     else if (!(err instanceof ClosedError || err instanceof CloseError)) console.log(`${client.name}: ${(err as Error).message}`);
   } finally {
-    clients.delete(client);
+    clients.delete(conn);
     const { code } = await conn.closed;
     console.log(farewell(client, code));
-    void broadcast({ kind: 'system', text: `${client.name} left` });
+    share({ kind: 'system', text: `${client.name} left` });
   }
 }
 
@@ -142,6 +158,7 @@ const port = Number(process.env.PORT ?? 8080);
 server.listen(port, '127.0.0.1', () => {
   const address = server.address();
   const bound = typeof address === 'object' && address !== null ? address.port : port;
+  if (relay.state !== 'off') nameSuffix = `@${process.env.CHAT_SERVER_NAME ?? bound}`;
   console.log(`chat server listening on http://127.0.0.1:${bound}/`);
 });
 
@@ -151,12 +168,15 @@ async function shutdown(signal: string): Promise<void> {
   server.closeIdleConnections();
   // close() runs the close handshake, bounded by the Conn's closeTimeout.
   await Promise.all(
-    [...clients].map((client) => {
+    [...clients.values()].map((client) => {
       client.endedBy ??= StatusCode.GoingAway;
       return client.conn.close(StatusCode.GoingAway, 'server shutting down');
     }),
   );
   server.closeAllConnections();
+  // One more turn lets each connection's loop publish its "left" line before the relay goes.
+  await new Promise((resolve) => setImmediate(resolve));
+  await relay.close();
   console.log('bye');
 }
 

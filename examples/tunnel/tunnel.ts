@@ -87,7 +87,11 @@ export async function startTunnelServer(
   });
   const open = new Set<Duplex>();
   server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
-    accept(req, socket, head).then(
+    // No read limit from the start: netConn() lifts it too, but only once the
+    // target has answered, and the client's first bytes (one message per TCP
+    // read, up to 64 KiB) may arrive before that. Input flows while no one
+    // reads, so the default 32 KiB limit would close the tunnel with 1009.
+    accept(req, socket, head, { readLimit: -1 }).then(
       (conn) => forward(conn, target, open),
       () => {}, // accept() has answered the client with an HTTP error
     );

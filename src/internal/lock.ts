@@ -54,6 +54,32 @@ export class Lock {
     });
   }
 
+  /**
+   * Takes a place in line like `acquire()`, with a way out: resolves true
+   * once the lock is held, or false if `withdraw()` was called first (the
+   * place is given up; nothing to release). Rejects like `acquire()` once
+   * the lock has failed.
+   */
+  enter(): { granted: Promise<boolean>; withdraw: () => void } {
+    if (this.#failure !== undefined) return { granted: Promise.reject(this.#failure()), withdraw: noop };
+    if (!this.#held) {
+      this.#held = true;
+      return { granted: Promise.resolve(true), withdraw: noop };
+    }
+    let withdraw = noop;
+    const granted = new Promise<boolean>((resolve, reject) => {
+      const waiter = { grant: () => resolve(true), fail: reject };
+      withdraw = () => {
+        const at = this.#waiters?.indexOf(waiter) ?? -1;
+        if (at === -1) return;
+        this.#waiters!.splice(at, 1);
+        resolve(false);
+      };
+      (this.#waiters ??= []).push(waiter);
+    });
+    return { granted, withdraw };
+  }
+
   /** Hands the lock to the next waiter, or frees it. */
   release(): void {
     const next = this.#waiters?.shift();
@@ -72,3 +98,5 @@ export class Lock {
     for (const waiter of this.#waiters?.splice(0) ?? []) waiter.fail(error());
   }
 }
+
+const noop = (): void => {};

@@ -56,6 +56,11 @@ export interface NetConn extends Duplex {
  *   (permessage-deflate negotiated), which is inflated whole: on such a
  *   Conn the limit is set to `compressedMessageLimit` (16 MiB) instead, so
  *   a compression bomb cannot take more; keep each `write()` under it.
+ *   The Conn takes input before `netConn()` is called, though, and holds
+ *   what arrives then to the limit it had: when the peer may send first
+ *   and the wrap comes later (after an `await`), pass `readLimit: -1` to
+ *   `accept()` or `dial()` as well, or a first message over 32 KiB closes
+ *   the connection with 1009.
  * - **Ending.** A close frame from the peer with 1000 (normal closure) or
  *   1001 (going away) reads as end-of-stream, and so does the peer's answer
  *   to our own close. Any other close code, or a failure, destroys the

@@ -16,6 +16,7 @@ import { ByteQueue } from '../internal/byte-queue.js';
 import { Utf8Validator } from '../internal/utf8.js';
 import { maskInPlace } from '../mask.js';
 import { encodeFrame, randomMaskKey } from './encode.js';
+import type { PreparedMessage } from './prepared.js';
 
 /** Options of a {@link Protocol}. */
 export interface ProtocolOptions {
@@ -399,14 +400,34 @@ export class Protocol {
   encodeMessage(type: 1 | 2, data: string | Uint8Array, compress?: boolean): Uint8Array {
     this.#assertCanSend();
     if (this.#sending !== 0) throw new Error('a fragmented message is being sent: end it with encodeFragment(…, fin = true) first');
-    if (this.#deflate === undefined || compress === false) return this.#frame(true, false, type, data);
-    const deflater = this.#deflaterNow();
-    if (compress === undefined) {
-      const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-      if (size < (this.#threshold ?? deflater.defaultThreshold)) return this.#frame(true, false, type, data);
-    }
+    const deflater = this.#deflaterFor(compress, data);
+    if (deflater === undefined) return this.#frame(true, false, type, data);
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     return this.#frame(true, true, type, deflater.compress(bytes, true));
+  }
+
+  /**
+   * Encodes a prepared message for this connection, sharing what can be
+   * shared: a server gets the message's own frame (the same bytes for every
+   * connection), a client masks a copy of the shared payload. Compression
+   * follows `encodeMessage()`'s rule; a compressed prepared message is
+   * deflated without reference to earlier messages and recorded in this
+   * end's window (see `PreparedMessage`). Call it only right before writing
+   * the bytes, as `encodeMessage()`.
+   * @throws ClosedError once a close frame was sent (RFC 6455 §5.5.1).
+   */
+  encodePrepared(message: PreparedMessage, compress?: boolean): Uint8Array {
+    this.#assertCanSend();
+    if (this.#sending !== 0) throw new Error('a fragmented message is being sent: end it with encodeFragment(…, fin = true) first');
+    const { type, payload } = message;
+    const deflater = this.#deflaterFor(compress ?? message.compress, payload);
+    if (deflater === undefined) {
+      return this.client ? this.#frame(true, false, type, payload) : message.frame();
+    }
+    // RFC 7692 §7.2.1: with the window kept, the peer's window now holds this message.
+    deflater.sent(payload);
+    const bits = deflater.windowBits;
+    return this.client ? this.#frame(true, true, type, message.deflated(bits)) : message.deflatedFrame(bits);
   }
 
   /**
@@ -461,6 +482,19 @@ export class Protocol {
 
   #frame(fin: boolean, rsv1: boolean, opcode: number, payload: Uint8Array | string): Uint8Array {
     return encodeFrame(fin, rsv1, opcode, payload, this.client ? this.#maskKey() : undefined, this.#allocate);
+  }
+
+  /**
+   * The deflater when a whole message is to be compressed: permessage-deflate
+   * was negotiated and `compress` is true or, when undefined, the message
+   * reaches the compression threshold.
+   */
+  #deflaterFor(compress: boolean | undefined, data: string | Uint8Array): MessageDeflater | undefined {
+    if (this.#deflate === undefined || compress === false) return undefined;
+    const deflater = this.#deflaterNow();
+    if (compress === true) return deflater;
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    return size < (this.#threshold ?? deflater.defaultThreshold) ? undefined : deflater;
   }
 
   #deflaterNow(): MessageDeflater {

@@ -29,6 +29,7 @@ export {
   type ProtocolOptions,
 } from './engine.js';
 export { encodeFrame } from './encode.js';
+export { PreparedMessage } from './prepared.js';
 export { maskKey } from './mask-key.js';
 export { decodeClosePayload, encodeClosePayload, isValidCloseCode, StatusCode, type ClosePayload } from './close-frame.js';
 export {

@@ -11,10 +11,10 @@ export interface Exit {
 }
 
 /**
- * An example running as `node --import tsx FILE ARGS…` in the repository
- * root, with its output collected as it comes.
+ * A child process with its output collected as it comes, so that a test can
+ * wait for a line instead of sleeping.
  */
-export class ExampleProcess {
+export class WatchedProcess {
   readonly child: ChildProcess;
   stdout = '';
   stderr = '';
@@ -23,9 +23,10 @@ export class ExampleProcess {
   #waiters = new Set<() => void>();
 
   /** `input`, when given, is written to the process's stdin, which then ends. */
-  constructor(file: string, args: string[] = [], env: Record<string, string> = {}, input?: string) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', file, ...args], {
-      cwd: repoRoot,
+  constructor(command: string, args: string[], options: { cwd?: string; env?: Record<string, string>; input?: string } = {}) {
+    const { cwd = repoRoot, env = {}, input } = options;
+    this.child = spawn(command, args, {
+      cwd,
       env: { ...process.env, ...env },
       stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
@@ -101,5 +102,16 @@ export class ExampleProcess {
 
   #wake(): void {
     for (const waiter of [...this.#waiters]) waiter();
+  }
+}
+
+/**
+ * An example running as `node --import tsx FILE ARGS…` in the repository
+ * root, with its output collected as it comes.
+ */
+export class ExampleProcess extends WatchedProcess {
+  /** `input`, when given, is written to the process's stdin, which then ends. */
+  constructor(file: string, args: string[] = [], env: Record<string, string> = {}, input?: string) {
+    super(process.execPath, ['--import', 'tsx', file, ...args], input === undefined ? { env } : { env, input });
   }
 }

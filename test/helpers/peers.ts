@@ -1,11 +1,11 @@
 /**
- * The rule for suites that need a peer from outside npm (Debian's Chromium
- * and python3-websockets): locally a missing peer skips the suite, counted
+ * The rule for suites that need a peer from outside npm (Debian's Chromium,
+ * python3-websockets and redis-server): locally a missing peer skips the suite, counted
  * in the summary and with the reason; in CI it fails the run.
  *
  * To see the skips on a machine that has the peers, hide them:
  *
- *   WSCONN_TEST_PYTHON=/nonexistent WSCONN_TEST_CHROMIUM=/nonexistent npm test
+ *   WSCONN_TEST_PYTHON=/nonexistent WSCONN_TEST_CHROMIUM=/nonexistent WSCONN_TEST_REDIS=/nonexistent npm test
  */
 import { describe, it } from 'node:test';
 

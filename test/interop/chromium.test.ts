@@ -8,6 +8,7 @@ import { after, before, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { MessageType, type Conn } from '../../src/conn.js';
 import { CloseError, HandshakeError } from '../../src/errors.js';
+import { PreparedMessage } from '../../src/protocol/prepared.js';
 import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { leakCheck } from '../helpers/leak.js';
 import { describeWithPeer, pattern, requirePeer, text, within, WsconnServer } from './harness.js';
@@ -80,6 +81,16 @@ function wsClose(id, code, reason) {
 }
 function wsClosed(id) {
   return sockets.get(id).closed;
+}
+/** The next count messages, as text. */
+async function wsCollect(id, count) {
+  const entry = sockets.get(id);
+  const out = [];
+  while (out.length < count) {
+    const got = await next(entry);
+    out.push(typeof got === 'string' ? got : new TextDecoder().decode(got));
+  }
+  return out;
 }
 `;
 
@@ -165,6 +176,26 @@ describeWithPeer('Chromium page → wsconn accept()', missing, { timeout: 40_000
     assert.equal(event.code, 4000);
     assert.equal(event.wasClean, true);
   });
+
+  for (const compressionMode of ['context-takeover', 'no-context-takeover'] as const) {
+    it(`decodes prepared messages between ordinary ones, compressed with ${compressionMode}`, { timeout: 10_000 }, async () => {
+      const id = ++socketId;
+      const connP = server.nextConn({ compressionMode });
+      const opened = await call<{ extensions: string }>('wsOpen', id, server.url, []);
+      assert.match(opened.extensions, /^permessage-deflate/);
+      const conn = await connP;
+      const report = (k: number): string => JSON.stringify({ k, rows: Array.from({ length: 40 }, (_, i) => ({ id: i, label: `row ${i}` })) });
+      const expected: string[] = [];
+      for (let k = 0; k < 4; k++) {
+        // The same prepared message to this page and to no one else still goes through the shared path.
+        await conn.writePrepared(new PreparedMessage(MessageType.Text, report(k)));
+        await conn.write(MessageType.Text, report(k)); // refers back to the prepared one under context takeover
+        expected.push(report(k), report(k));
+      }
+      assert.deepEqual(await call<string[]>('wsCollect', id, expected.length), expected);
+      await conn.close();
+    });
+  }
 
   it("shows wsconn's close code and reason in the page's CloseEvent", { timeout: 10_000 }, async () => {
     const id = ++socketId;
