@@ -157,6 +157,26 @@ describe('RFC 8441 sessions', () => {
     slow.closeNow();
   });
 
+  it('broadcast() sends one prepared message to every HTTP/2 server Conn, compressed or not', { timeout: 15_000 }, async () => {
+    const { broadcast } = await import('../src/broadcast.js');
+    const { PreparedMessage } = await import('../src/protocol/prepared.js');
+    const srv = await server({ accept: { compressionMode: 'context-takeover' }, handler: (conn) => conn.closed.then(() => {}) });
+    const url = `ws://127.0.0.1:${srv.port}/room`;
+    const accepted = Promise.all([srv.nextConn(), srv.nextConn(), srv.nextConn()]);
+    const conns = await Promise.all([
+      open(url, { http2: 'always', compressionMode: 'context-takeover' }),
+      open(url, { http2: 'always' }),
+      open(url, { http2: 'always', compressionMode: 'context-takeover' }),
+    ]);
+    await accepted;
+    const text = '{"tick":1,"pad":"' + 'x'.repeat(500) + '"}';
+    const result = broadcast(srv.conns, new PreparedMessage(MessageType.Text, text));
+    assert.equal(result.sent + result.queued, conns.length);
+    for (const conn of conns) {
+      assert.equal(new TextDecoder().decode((await conn.read({ signal: AbortSignal.timeout(5000) })).data), text);
+    }
+  });
+
   it('a reset stream ends only its Conn, with 1006 and a ClosedError', { timeout: 15_000 }, async (t) => {
     if (tlsSkip !== false) return t.skip(tlsSkip);
     const srv = await server({ cert });
