@@ -160,6 +160,17 @@ describe('browser build over a WHATWG WebSocket (undici in Node)', { timeout: 60
     assert.equal(received, resolved + 1, 'the aborted write sent nothing');
   });
 
+  it('keeps call order for concurrent writes; a write waiting behind a writer() rejects when the connection closes', { timeout: 10_000 }, async () => {
+    const { conn, peer } = await connect();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => conn.write(MessageType.Text, String(i))));
+    for (let i = 0; i < 20; i++) assert.equal(new TextDecoder().decode((await peer.read()).data), String(i));
+    const stream = await conn.writer(MessageType.Binary);
+    const waiting = assert.rejects(conn.write(MessageType.Text, 'behind the writer'), browser.ClosedError);
+    await peer.close(1000, '');
+    await waiting;
+    await assert.rejects(stream.getWriter().close(), browser.ClosedError);
+  });
+
   it('refuses what the platform cannot do, clearly', { timeout: 10_000 }, async () => {
     await assert.rejects(browser.dial(server.url, { webSocket, headers: { a: 'b' } } as browser.DialOptions), /'headers' is not available/);
     await assert.rejects(browser.dial(server.url, { webSocket, compressionMode: 'disabled' } as browser.DialOptions), /'compressionMode'/);

@@ -91,8 +91,10 @@ export class Conn {
   #writeEnd: Error | undefined;
   #closing: Promise<CloseInfo> | undefined;
   #refusing = false;
-  /** Wakes the waits for `bufferedAmount` when the connection ends. */
+  /** Wakes the waits for `bufferedAmount` once writes have ended. */
   readonly #wakers = new Set<() => void>();
+  /** Resolves once writes have ended: the writes waiting for their turn then reject. */
+  readonly #writesEnded = deferred<void>();
   /** Writes take turns in call order: each waits for the previous one's turn to end. */
   #turn: Promise<void> = Promise.resolve();
   readonly #onMessage = (event: PlatformEvent): void => this.#received(event.data);
@@ -322,7 +324,7 @@ export class Conn {
   /** Closes the socket once and bounds the wait for the browser's `close` event. */
   #shutdown(error: Error, code?: number, reason?: string): Promise<CloseInfo> {
     if (this.#closing !== undefined) return this.#closing;
-    this.#writeEnd ??= error;
+    this.#endWrites(error);
     if (code === undefined) this.#ws.close();
     else this.#ws.close(code, reason);
     const timer = setTimeout(() => this.#settle(1006, '', new ClosedError('the peer did not answer the close frame in time')), 2 * this.#closeTimeout);
@@ -369,10 +371,16 @@ export class Conn {
     const peerClosed = wasClean && code !== 1006;
     const end = peerClosed ? new CloseError(code, reason) : (error ?? new ClosedError('connection closed without a close frame'));
     this.#readEnd ??= end;
-    this.#writeEnd ??= new ClosedError(undefined, { cause: end });
+    this.#endWrites(new ClosedError(undefined, { cause: end }));
     this.#rejectReads(this.#readEnd);
-    for (const wake of this.#wakers) wake();
     this.#info.resolve({ code, reason, wasClean, ...(wasClean ? {} : { error: error ?? this.#readEnd }) });
+  }
+
+  /** From now on writes reject with `error` (or the first such error), waiting ones too. */
+  #endWrites(error: Error): void {
+    this.#writeEnd ??= error;
+    this.#writesEnded.resolve();
+    for (const wake of this.#wakers) wake();
   }
 
   #rejectReads(error: Error): void {
@@ -385,7 +393,7 @@ export class Conn {
     const mine = deferred<void>();
     this.#turn = mine.promise;
     try {
-      await abortable(previous, signal);
+      await abortable(Promise.race([previous, this.#writesEnded.promise]), signal);
       this.#assertWritable();
       await task();
     } finally {
