@@ -272,6 +272,7 @@ export class Conn {
    */
   close(code: number = 1000, reason = ''): Promise<CloseInfo> {
     if (this.#closing !== undefined) return this.#closing;
+    // The WebSocket API's close() takes 1000 or 3000–4999 (the registered and private ranges, RFC 6455 §7.4.2).
     if (code !== 1000 && !(Number.isInteger(code) && code >= 3000 && code <= 4999)) {
       return Promise.reject(new RangeError(`close code ${code} cannot be sent by the WebSocket API: use 1000 or 3000–4999`));
     }
