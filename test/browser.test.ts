@@ -2,7 +2,7 @@
  * The browser build's Conn in Node: undici's `WebSocket` (the WHATWG API
  * that Node 22 exposes as a global) stands in for the browser's, injected
  * through `dial()`'s `webSocket` option, against wsconn's `accept()`. The
- * same behaviours run in a real Chromium in test/interop/browser-page.test.ts.
+ * same behaviours run in a real Chromium in test/interop/browser-build.test.ts.
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -80,6 +80,15 @@ describe('browser build over a WHATWG WebSocket (undici in Node)', { timeout: 60
     void echo(peer);
     await wsjson.write(conn, { id: 7, list: [1, 2] });
     assert.deepEqual(await wsjson.read(conn), { id: 7, list: [1, 2] });
+  });
+
+  it("wsjson's 1003 close, which a page cannot send, becomes closeNow(): the peer sees 1005", { timeout: 10_000 }, async () => {
+    const { conn, peer } = await connect();
+    const peerSaw = peer.read().catch((err: unknown) => err);
+    await peer.write(MessageType.Binary, new Uint8Array([1]));
+    await assert.rejects(wsjson.read(conn), (err) => err instanceof ProtocolError && err.code === 1003);
+    assert.equal(closeStatus(await peerSaw), 1005);
+    assert.equal((await conn.closed).wasClean, true);
   });
 
   it('keeps the connection when a read is aborted: the next read gets the message', { timeout: 10_000 }, async () => {
