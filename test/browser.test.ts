@@ -82,13 +82,35 @@ describe('browser build over a WHATWG WebSocket (undici in Node)', { timeout: 60
     assert.deepEqual(await wsjson.read(conn), { id: 7, list: [1, 2] });
   });
 
-  it("wsjson's 1003 close, which a page cannot send, becomes closeNow(): the peer sees 1005", { timeout: 10_000 }, async () => {
+  it("wsjson's 1003 close, which a page cannot send, goes as 4003", { timeout: 10_000 }, async () => {
     const { conn, peer } = await connect();
     const peerSaw = peer.read().catch((err: unknown) => err);
     await peer.write(MessageType.Binary, new Uint8Array([1]));
     await assert.rejects(wsjson.read(conn), (err) => err instanceof ProtocolError && err.code === 1003);
-    assert.equal(closeStatus(await peerSaw), 1005);
+    assert.equal(closeStatus(await peerSaw), 4003);
     assert.equal((await conn.closed).wasClean, true);
+  });
+
+  it('sends text bytes as they are, a leading BOM included', { timeout: 10_000 }, async () => {
+    const { conn, peer } = await connect();
+    await conn.write(MessageType.Text, Uint8Array.of(0xef, 0xbb, 0xbf, 0x41));
+    const { data } = await peer.read();
+    assert.deepEqual([...data], [0xef, 0xbb, 0xbf, 0x41]);
+  });
+
+  it('closeRead(): later reads reject with ClosedError, a second call returns the same signal', { timeout: 10_000 }, async () => {
+    const { conn } = await connect();
+    const signal = conn.closeRead();
+    assert.equal(conn.closeRead(), signal);
+    await assert.rejects(conn.read(), (err) => err instanceof Error && err.name === 'ClosedError');
+    conn.closeNow();
+    await conn.closed;
+    assert.equal(signal.aborted, true);
+  });
+
+  it('refuses timeouts a timer cannot wait, as the Node build does', { timeout: 10_000 }, async () => {
+    await assert.rejects(browser.dial(server.url, { webSocket, handshakeTimeout: 3e9 }), RangeError);
+    await assert.rejects(browser.dial(server.url, { webSocket, closeTimeout: 3e9 }), RangeError);
   });
 
   it('keeps the connection when a read is aborted: the next read gets the message', { timeout: 10_000 }, async () => {

@@ -49,7 +49,10 @@ const messageOverhead = 64;
 /** RFC 6455 §5.5: a control frame's payload is at most 125 bytes, 2 of them the code. */
 const maxReasonBytes = 123;
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text and is sent as it is, as the Node build does.
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** The longest delay a timer honours, in ms (longer ones fire at once). */
+const maxTimerDelay = 2 ** 31 - 1;
 
 /** One `read()` waiting for a message. */
 interface ReadWaiter {
@@ -60,6 +63,13 @@ interface ReadWaiter {
 /** Throws unless `n` is a positive integer, or `undefined`. */
 export function checkSize(name: string, n: number | undefined): void {
   if (n !== undefined && !(Number.isSafeInteger(n) && n > 0)) throw new RangeError(`${name} must be a positive integer, got ${String(n)}`);
+}
+
+/** Throws unless `ms` is a positive number of ms a timer can wait (as the Node build checks it), or `undefined`. */
+export function checkDelay(name: string, ms: number | undefined): void {
+  if (ms !== undefined && !(ms > 0 && ms <= maxTimerDelay)) {
+    throw new RangeError(`${name} must be a positive number of ms up to ${maxTimerDelay}, got ${String(ms)}`);
+  }
 }
 
 /**
@@ -91,6 +101,8 @@ export class Conn {
   #writeEnd: Error | undefined;
   #closing: Promise<CloseInfo> | undefined;
   #refusing = false;
+  /** Set by `closeRead()`: reads reject from then on, and later calls return its signal. */
+  #closeRead: AbortController | undefined;
   /** Wakes the waits for `bufferedAmount` once writes have ended. */
   readonly #wakers = new Set<() => void>();
   /** Resolves once writes have ended: the writes waiting for their turn then reject. */
@@ -140,12 +152,15 @@ export class Conn {
       this.#queuedBytes -= Math.max(next.data.length, messageOverhead);
       return Promise.resolve(next);
     }
+    if (this.#closeRead !== undefined) return Promise.reject(new ClosedError('read after closeRead(): the connection is write-only'));
     if (this.#readEnd !== undefined) return Promise.reject(this.#readEnd);
     const waiter = deferred<Message>();
     this.#waiters.push(waiter);
     if (signal === undefined) return waiter.promise;
     const onAbort = (): void => {
-      this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+      const at = this.#waiters.indexOf(waiter);
+      if (at === -1) return; // settled already
+      this.#waiters.splice(at, 1);
       waiter.reject(signal.reason);
     };
     signal.addEventListener('abort', onAbort, { once: true });
@@ -174,8 +189,9 @@ export class Conn {
    * Sends one message. Waits first, in call order, while the socket's
    * `bufferedAmount` is above `writeBufferLimit` (looking again at growing
    * intervals up to 32 ms), then queues the message whole; an abort while
-   * waiting sends nothing. The bytes are copied at once, so the caller may
-   * reuse its buffer when the promise settles.
+   * waiting sends nothing. The bytes are handed to the socket (which copies
+   * them) when the message's turn comes, by the time the promise settles:
+   * the caller may reuse its buffer then, not before.
    * @throws TypeError for a bad type or data, or text bytes that are not UTF-8.
    * @throws ClosedError when the connection is closing or gone.
    */
@@ -240,13 +256,22 @@ export class Conn {
    * that aborts when the connection ends. Aborting the options' signal stops it.
    */
   closeRead(options?: SignalOptions | AbortSignal): AbortSignal {
+    if (this.#closeRead !== undefined) return this.#closeRead.signal;
     const signal = options instanceof AbortSignal ? options : options?.signal;
     const ended = new AbortController();
-    const end = (): void => ended.abort(this.#readEnd ?? new ClosedError());
+    this.#closeRead = ended;
+    const stop = (): void => {
+      this.#refusing = false;
+    };
+    const end = (): void => {
+      signal?.removeEventListener('abort', stop);
+      ended.abort(this.#readEnd ?? new ClosedError());
+    };
     this.closed.then(end, end);
+    this.#rejectReads(new ClosedError('read after closeRead(): the connection is write-only'));
     if (signal?.aborted) return ended.signal;
     this.#refusing = true;
-    signal?.addEventListener('abort', () => (this.#refusing = false), { once: true });
+    signal?.addEventListener('abort', stop, { once: true });
     if (this.#queue.length > 0) this.#fail('closeRead: a data message arrived');
     return ended.signal;
   }
@@ -328,7 +353,8 @@ export class Conn {
     this.#endWrites(error);
     if (code === undefined) this.#ws.close();
     else this.#ws.close(code, reason);
-    const timer = setTimeout(() => this.#settle(1006, '', new ClosedError('the peer did not answer the close frame in time')), 2 * this.#closeTimeout);
+    const wait = Math.min(2 * this.#closeTimeout, maxTimerDelay);
+    const timer = setTimeout(() => this.#settle(1006, '', new ClosedError('the peer did not answer the close frame in time')), wait);
     const stop = (): void => clearTimeout(timer);
     this.closed.then(stop, stop);
     this.#closing = this.closed;
@@ -338,10 +364,8 @@ export class Conn {
   /** A `message` event: hand it to a waiting read, or queue it within the bound. */
   #received(data: unknown): void {
     if (this.#readEnd !== undefined) return;
-    const message: Message =
-      typeof data === 'string'
-        ? { type: MessageType.Text, data: encoder.encode(data) }
-        : { type: MessageType.Binary, data: new Uint8Array(data as ArrayBuffer) };
+    const message = toMessage(data);
+    if (message === undefined) return this.#fail(`the WebSocket delivered a ${Object.prototype.toString.call(data)}, not text or an ArrayBuffer`);
     if (this.#refusing) return this.#fail('closeRead: a data message arrived');
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) return waiter.resolve(message);
@@ -369,7 +393,8 @@ export class Conn {
   #settle(code: number, reason: string, error: Error | undefined, wasClean = false): void {
     this.#ws.removeEventListener('message', this.#onMessage);
     this.#ws.removeEventListener('close', this.#onClose);
-    const peerClosed = wasClean && code !== 1006;
+    // The API reports 1006 (or 1015) when no close frame came; any other code is the peer's frame.
+    const peerClosed = code !== 1006 && code !== 1015 && error === undefined;
     const end = peerClosed ? new CloseError(code, reason) : (error ?? new ClosedError('connection closed without a close frame'));
     this.#readEnd ??= end;
     this.#endWrites(new ClosedError(undefined, { cause: end }));
@@ -422,6 +447,15 @@ export class Conn {
 }
 
 /** Checks a message as the Node Conn does and turns it into what `send()` takes. */
+/** A `message` event's data as a Message; undefined for anything but text or binary data. */
+function toMessage(data: unknown): Message | undefined {
+  if (typeof data === 'string') return { type: MessageType.Text, data: encoder.encode(data) };
+  if (data instanceof ArrayBuffer) return { type: MessageType.Binary, data: new Uint8Array(data) };
+  if (ArrayBuffer.isView(data)) return { type: MessageType.Binary, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  // A Blob (binaryType left at 'blob') or anything else: refusing it beats reading it as empty.
+  return undefined;
+}
+
 function toPayload(type: MessageType, data: string | Uint8Array): string | Uint8Array {
   if (type !== MessageType.Text && type !== MessageType.Binary) {
     throw new TypeError(`message type must be MessageType.Text (1) or MessageType.Binary (2), got ${String(type)}`);

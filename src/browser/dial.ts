@@ -4,7 +4,7 @@
  * @module
  */
 import { HandshakeError } from '../errors.js';
-import { checkSize, Conn, type BrowserConnOptions } from './conn.js';
+import { checkDelay, checkSize, Conn, type BrowserConnOptions } from './conn.js';
 import { globalWebSocket, type PlatformEvent, type PlatformWebSocket, type PlatformWebSocketConstructor } from './platform.js';
 
 /** Options of the browser build's {@link dial}. */
@@ -88,11 +88,11 @@ function checkOptions(options: DialOptions): void {
   for (const [name, why] of Object.entries(unsupported)) {
     if ((options as Record<string, unknown>)[name] !== undefined) throw new TypeError(`dial option '${name}' is not available in the browser build: ${why}`);
   }
-  checkSize('closeTimeout', options.closeTimeout);
+  checkDelay('closeTimeout', options.closeTimeout);
   checkSize('readQueueLimit', options.readQueueLimit);
   checkSize('writeBufferLimit', options.writeBufferLimit);
   const timeout = options.handshakeTimeout;
-  if (timeout !== undefined && timeout !== Infinity) checkSize('handshakeTimeout', timeout);
+  if (timeout !== undefined && timeout !== Infinity) checkDelay('handshakeTimeout', timeout);
   const limit = options.readLimit;
   if (limit !== undefined && limit !== -1 && limit !== Infinity && !(Number.isSafeInteger(limit) && limit >= 0)) {
     throw new RangeError(`read limit must be a non-negative integer, -1 or Infinity, got ${limit}`);

@@ -80,9 +80,15 @@ export async function read<T = unknown>(conn: JsonConn, options?: SignalOptions)
 /** Starts closing the connection with the error's code and returns the error. */
 function fail(conn: JsonConn, error: ProtocolError): ProtocolError {
   // close() resolves once the handshake ends and rejects only for a code or
-  // reason it cannot send: never in Node; in the browser build, whose
-  // WebSocket API sends only 1000 and 3000–4999, the connection is dropped instead.
-  conn.close(error.code, error.message.slice(0, 100)).catch(() => conn.closeNow());
+  // reason it cannot send: never in Node. The browser build's WebSocket API
+  // sends only 1000 and 3000–4999, so there 1003 goes as 4003 and 1007 as
+  // 4007, the way the browser build sends 1008 as 4008; if even that fails,
+  // the connection is dropped.
+  const reason = error.message.slice(0, 100);
+  conn
+    .close(error.code, reason)
+    .catch(() => conn.close(3000 + error.code, reason))
+    .catch(() => conn.closeNow());
   return error;
 }
 
