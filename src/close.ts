@@ -11,6 +11,7 @@ import type { Protocol } from './protocol/engine.js';
 import { encodeClosePayload, StatusCode } from './protocol/close-frame.js';
 import type { Transport } from './options.js';
 import type { Receiver } from './receive.js';
+import type { CloseInfo } from './status.js';
 
 export {
   closeReason,
@@ -31,45 +32,7 @@ export function checkClose(code: number, reason: string): void {
   encodeClosePayload(code, reason);
 }
 
-/**
- * Returns the status code of the close frame the peer sent when `err` is (or
- * was caused by) a `CloseError`, and -1 otherwise. Follows `cause` chains,
- * so it works on errors wrapped by netconn or by your own code.
- *
- * @example
- * ```ts
- * import { closeStatus, StatusCode, type Conn } from 'wsconn';
- * async function drain(conn: Conn): Promise<void> {
- *   try {
- *     for (;;) await conn.read();
- *   } catch (err) {
- *     if (closeStatus(err) !== StatusCode.NormalClosure) throw err;
- *   }
- * }
- * ```
- */
-export function closeStatus(err: unknown): number {
-  const seen = new Set<unknown>();
-  let current = err;
-  while (current instanceof Error && !seen.has(current)) {
-    if (current instanceof CloseError) return current.code;
-    seen.add(current);
-    current = current.cause;
-  }
-  return -1;
-}
-
-/** How a connection ended, shaped like a browser's `CloseEvent`. */
-export interface CloseInfo {
-  /** The peer's close code: 1005 if its close frame had none, 1006 if none came. */
-  code: number;
-  /** The peer's close reason ('' when none). */
-  reason: string;
-  /** True when close frames went both ways. */
-  wasClean: boolean;
-  /** What ended the connection, when it did not end cleanly. */
-  error?: Error;
-}
+export { closeStatus, type CloseInfo } from './status.js';
 
 /** What the close handshake needs from its Conn. */
 export interface CloseHost {

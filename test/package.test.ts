@@ -165,6 +165,21 @@ describe('the packed package, installed into a new project', { timeout: 240_000 
     });
   }
 
+  it('resolves the browser, worker and workerd conditions to the shipped browser build', { timeout: 20_000 }, async () => {
+    const installed = join(app, 'node_modules/wsconn');
+    const manifest = JSON.parse(await readFile(join(installed, 'package.json'), 'utf8')) as { exports: Record<string, Record<string, unknown>> };
+    for (const condition of ['browser', 'worker', 'workerd']) {
+      const target = manifest.exports['.']![condition] as { types: string; default: string };
+      for (const file of [target.types, target.default]) await readFile(join(installed, file)); // throws if it is not shipped
+    }
+    // Node resolves the condition as a bundler would; the browser build exports policyViolationCode, the Node build does not.
+    const script = "const m = await import('wsconn'); console.log(typeof m.dial, m.policyViolationCode)";
+    for (const condition of ['browser', 'worker', 'workerd']) {
+      assert.equal((await node([`--conditions=${condition}`, '--input-type=module', '-e', script], app)).trim(), 'function 4008');
+    }
+    assert.equal((await node(['--input-type=module', '-e', script], app)).trim(), 'function undefined');
+  });
+
   it('loads with require() where Node can require ES modules', { timeout: 20_000 }, async (t) => {
     if (!(process.features as { require_module?: boolean }).require_module) {
       t.skip(`Node ${process.version} cannot require() an ES module (it needs 20.19+ or 22.12+)`);

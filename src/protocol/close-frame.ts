@@ -5,43 +5,9 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ProtocolError } from '../errors.js';
+import { StatusCode } from '../status.js';
 
-/**
- * Close status codes (RFC 6455 §7.4.1 and the IANA registry, §11.7).
- * 1005, 1006 and 1015 are never sent: they only report what happened.
- */
-export const StatusCode = {
-  /** 1000: the purpose of the connection was fulfilled. */
-  NormalClosure: 1000,
-  /** 1001: the endpoint is going away (a server shutting down, a page navigating away). */
-  GoingAway: 1001,
-  /** 1002: the peer broke the protocol. */
-  ProtocolError: 1002,
-  /** 1003: a message of a type the endpoint cannot take (text where it wants binary, or the reverse). */
-  UnsupportedData: 1003,
-  /** 1005: reported when the peer's close frame carried no code; never sent. */
-  NoStatusReceived: 1005,
-  /** 1006: reported when the connection ended without a close frame; never sent. */
-  AbnormalClosure: 1006,
-  /** 1007: a message's data did not match its type (text that is not UTF-8). */
-  InvalidFramePayloadData: 1007,
-  /** 1008: a message broke the endpoint's policy. */
-  PolicyViolation: 1008,
-  /** 1009: a message too big to process (over the read limit). */
-  MessageTooBig: 1009,
-  /** 1010: the client needed an extension the server did not negotiate. */
-  MandatoryExtension: 1010,
-  /** 1011: the server met an unexpected condition. */
-  InternalError: 1011,
-  /** 1012: the server is restarting (IANA registry). */
-  ServiceRestart: 1012,
-  /** 1013: try again later, for example under overload (IANA registry). */
-  TryAgainLater: 1013,
-  /** 1014: a gateway or proxy got an invalid response upstream (IANA registry). */
-  BadGateway: 1014,
-  /** 1015: reported when the TLS handshake failed; never sent. */
-  TLSHandshake: 1015,
-} as const;
+export { StatusCode } from '../status.js';
 
 /** The longest reason that fits a control frame: 125 bytes less the 2-byte code. */
 export const maxReasonBytes = 123;

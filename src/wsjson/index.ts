@@ -2,8 +2,24 @@
  * `wsconn/wsjson`: read and write JSON values as WebSocket text messages.
  * @module wsconn/wsjson
  */
-import { MessageType, type Conn, type SignalOptions } from '../conn.js';
 import { ProtocolError } from '../errors.js';
+import { MessageType, type Message, type SignalOptions } from '../message.js';
+
+/**
+ * What wsjson needs of a connection: the `Conn` of `wsconn`, in Node or in
+ * the browser build, has it. Only pure modules are imported at run time, so
+ * this entry point bundles for a browser as it is.
+ */
+export interface JsonConn {
+  /** As `Conn.read()`. */
+  read(options?: SignalOptions): Promise<Message>;
+  /** As `Conn.write()`. */
+  write(type: MessageType, data: string, options?: SignalOptions): Promise<void>;
+  /** As `Conn.close()`. */
+  close(code: number, reason: string): Promise<unknown>;
+  /** As `Conn.closeNow()`. */
+  closeNow(): void;
+}
 
 const decoder = new TextDecoder();
 
@@ -49,7 +65,7 @@ const decoder = new TextDecoder();
  * }
  * ```
  */
-export async function read<T = unknown>(conn: Conn, options?: SignalOptions): Promise<T> {
+export async function read<T = unknown>(conn: JsonConn, options?: SignalOptions): Promise<T> {
   const { type, data } = await conn.read(options);
   if (type !== MessageType.Text) {
     throw fail(conn, new ProtocolError(1003, 'wsjson: expected a text message, got a binary message'));
@@ -62,10 +78,17 @@ export async function read<T = unknown>(conn: Conn, options?: SignalOptions): Pr
 }
 
 /** Starts closing the connection with the error's code and returns the error. */
-function fail(conn: Conn, error: ProtocolError): ProtocolError {
-  // close() resolves once the handshake ends and rejects only for an invalid
-  // code or reason, which these constants are not.
-  conn.close(error.code, error.message.slice(0, 100)).catch(() => {});
+function fail(conn: JsonConn, error: ProtocolError): ProtocolError {
+  // close() resolves once the handshake ends and rejects only for a code or
+  // reason it cannot send: never in Node. The browser build's WebSocket API
+  // sends only 1000 and 3000–4999, so there 1003 goes as 4003 and 1007 as
+  // 4007, the way the browser build sends 1008 as 4008; if even that fails,
+  // the connection is dropped.
+  const reason = error.message.slice(0, 100);
+  conn
+    .close(error.code, reason)
+    .catch(() => conn.close(3000 + error.code, reason))
+    .catch(() => conn.closeNow());
   return error;
 }
 
@@ -91,7 +114,7 @@ function fail(conn: Conn, error: ProtocolError): ProtocolError {
  * }
  * ```
  */
-export async function write(conn: Conn, value: unknown, options?: SignalOptions): Promise<void> {
+export async function write(conn: JsonConn, value: unknown, options?: SignalOptions): Promise<void> {
   // JSON.stringify throws TypeError for BigInt and cycles by itself.
   const text = JSON.stringify(value) as string | undefined;
   if (text === undefined) {
