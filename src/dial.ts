@@ -72,8 +72,9 @@ export interface DialOptions extends ConnOptions {
    * SETTINGS enable it, else falls back to HTTP/1.1 (and remembers that for
    * the idle timeout); for `ws:` it is `'never'`, since cleartext HTTP/2
    * needs prior knowledge. `'always'` uses HTTP/2 or fails (with prior
-   * knowledge over `ws:`). Dials to one origin with the same `tls` object
-   * (or none) share one HTTP/2 session. Not with a `dispatcher`.
+   * knowledge over `ws:`). Dials to one origin with the same `host` and
+   * the same `tls` object (or none) share one HTTP/2 session. Not with a
+   * `dispatcher`.
    * @see RFC 8441 §3–§5
    */
   http2?: 'auto' | 'always' | 'never';
@@ -192,6 +193,9 @@ export async function dial(url: string | URL, opts: DialOptions = {}): Promise<C
 
 /** The path the request takes: a dispatcher, an HTTP/2 session (RFC 8441), or dial's own HTTP/1.1 connection. */
 function chooseStart(request: UpgradeRequest, opts: DialOptions): (attempt: Attempt) => void {
+  if (opts.tls !== undefined && (typeof opts.tls !== 'object' || opts.tls === null)) {
+    throw new TypeError('dial: tls must be an object of tls.connect() options');
+  }
   const mode = opts.http2 ?? 'never';
   if (mode !== 'auto' && mode !== 'always' && mode !== 'never') {
     throw new TypeError(`dial: http2 must be 'auto', 'always' or 'never', got ${JSON.stringify(mode)}`);

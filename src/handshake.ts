@@ -330,6 +330,8 @@ export function verifyConnectRequest(h: IncomingHttpHeaders, opts: OriginOptions
   }
   const authority = h[':authority'];
   if (typeof authority !== 'string' || !isValidHost(authority)) return badRequest('the :authority is missing or malformed');
+  // RFC 9113 §8.3.1: a Host field that differs from :authority makes the request malformed.
+  if (h.host !== undefined && h.host !== authority) return badRequest('the host header differs from :authority');
   return checkVersion(h, []) ?? checkOffers(h) ?? checkOrigin(h, opts, authority);
 }
 

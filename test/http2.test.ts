@@ -385,3 +385,95 @@ describe("http2: 'auto'", () => {
     }
   });
 });
+
+describe('TLS and pool keys (review regressions)', () => {
+  it('a dial with other tls options does not resume an earlier dial\'s TLS session', { timeout: 15_000 }, async (t) => {
+    if (tlsSkip !== false) return t.skip(tlsSkip);
+    const srv = await server({ cert });
+    const reused: boolean[] = [];
+    srv.server.on('secureConnection', (socket: import('node:tls').TLSSocket) => reused.push(socket.isSessionReused()));
+    const dialOnce = async (tls: NonNullable<DialOptions['tls']>): Promise<void> => {
+      const next = srv.nextConn();
+      const conn = await open(`wss://localhost:${srv.port}/`, { http2: 'never', tls });
+      await next;
+      // TLS 1.3 session tickets come after the handshake: one echo lets the client keep one.
+      await echoes(conn, 'x');
+      await conn.close();
+    };
+    const a = { ca: cert!.cert };
+    await dialOnce(a);
+    await dialOnce(a);
+    await dialOnce({ ca: cert!.cert });
+    assert.deepEqual(reused, [false, true, false], 'resumed only with the same tls options');
+  });
+
+  it('a bad host over HTTP/2 rejects the dial instead of throwing in a socket listener', { timeout: 10_000 }, async () => {
+    const srv = await server();
+    await assert.rejects(dial(`ws://127.0.0.1:${srv.port}/`, { http2: 'always', host: 'a b', signal: AbortSignal.timeout(5000) }));
+  });
+
+  it('sessions are not shared across host values: each authority gets its certificate checked', { timeout: 10_000 }, async (t) => {
+    if (tlsSkip !== false) return t.skip(tlsSkip);
+    const srv = await server({ cert });
+    const tls = clientTls();
+    await open(`wss://127.0.0.1:${srv.port}/`, { http2: 'always', tls, host: `localhost:${srv.port}` });
+    await assert.rejects(open(`wss://127.0.0.1:${srv.port}/`, { http2: 'always', tls, host: `evil.test:${srv.port}` }));
+  });
+
+  it('tls.servername is the SNI sent over HTTP/2 too', { timeout: 10_000 }, async (t) => {
+    if (tlsSkip !== false) return t.skip(tlsSkip);
+    const srv = await server({ cert });
+    const names: string[] = [];
+    srv.server.on('secureConnection', (socket: import('node:tls').TLSSocket) => names.push(String((socket as { servername?: unknown }).servername)));
+    await open(`wss://localhost:${srv.port}/`, { http2: 'always', tls: { ca: cert!.cert, servername: 'localhost.' } }).catch(() => {});
+    assert.deepEqual(names, ['localhost.']);
+  });
+
+  it("'auto' still falls back when an 'always' dial to the same HTTP/1.1-only server starts at the same time", { timeout: 10_000 }, async (t) => {
+    if (tlsSkip !== false) return t.skip(tlsSkip);
+    const https = await import('node:https');
+    const { accept } = await import('../src/accept.js');
+    const h1 = https.createServer({ ...cert! });
+    h1.on('upgrade', (req, socket, head) => void accept(req, socket, head).then((c) => c.closeRead(), () => {}));
+    h1.listen(0, '127.0.0.1');
+    await once(h1, 'listening');
+    try {
+      const port = (h1.address() as import('node:net').AddressInfo).port;
+      const tls = { ca: cert!.cert };
+      const [always, auto] = await Promise.allSettled([
+        dial(`wss://localhost:${port}/`, { http2: 'always', tls, signal: AbortSignal.timeout(5000) }),
+        dial(`wss://localhost:${port}/`, { http2: 'auto', tls, signal: AbortSignal.timeout(5000) }),
+      ]);
+      assert.equal(always.status, 'rejected');
+      assert.equal(auto.status, 'fulfilled', String((auto as PromiseRejectedResult).reason));
+      await (auto as PromiseFulfilledResult<Conn>).value.close();
+    } finally {
+      h1.closeAllConnections();
+      h1.close();
+    }
+  });
+
+  it('an aborted dial drops a session start nobody waits for any more', { timeout: 10_000 }, async () => {
+    const net = await import('node:net');
+    let sawClose!: () => void;
+    const gone = new Promise<void>((resolve) => (sawClose = resolve));
+    // A server that accepts TCP and never sends SETTINGS.
+    const silent = net.createServer((socket) => socket.on('close', sawClose).resume());
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const port = (silent.address() as import('node:net').AddressInfo).port;
+      const controller = new AbortController();
+      const connected = once(silent, 'connection');
+      const dialing = dial(`ws://127.0.0.1:${port}/`, { http2: 'always', signal: controller.signal });
+      await connected;
+      const reason = new Error('gave up');
+      controller.abort(reason);
+      await assert.rejects(dialing, (err) => err === reason);
+      // The half-started connection goes with the last dial that wanted it, not 30 s later.
+      await gone;
+    } finally {
+      silent.close();
+    }
+  });
+});

@@ -60,7 +60,8 @@ export function streamRequest(stream: ServerHttp2Stream, headers: IncomingHttpHe
   req.httpVersionMajor = 2;
   req.httpVersionMinor = 0;
   const fields: IncomingHttpHeaders = { ...headers };
-  if (typeof headers[':authority'] === 'string') fields.host ??= headers[':authority'];
+  // The Host handlers read is the :authority the origin check used (a differing host field is refused, RFC 9113 §8.3.1).
+  if (typeof headers[':authority'] === 'string') fields.host = headers[':authority'];
   req.headers = fields;
   const raw: string[] = [];
   for (const [name, value] of Object.entries(fields)) {

@@ -7,6 +7,7 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import net from 'node:net';
 import tls, { type ConnectionOptions } from 'node:tls';
+import { tlsKey } from './tls-key.js';
 
 /** TLS settings for the connections `dial()` opens itself: node:tls connect options but the address and ALPN, which dial sets. */
 export type TlsOptions = Omit<ConnectionOptions, 'host' | 'port' | 'socket' | 'ALPNProtocols' | 'path'>;
@@ -87,19 +88,27 @@ export class Session {
 const startTimeoutMs = 30_000;
 
 const pool = new Map<string, Session[]>();
-/** Sessions still starting, so that concurrent dials share the first one's. */
-const starting = new Map<string, Promise<SessionResult>>();
+/** A session still starting, shared by the dials that wait for it. */
+interface Start {
+  readonly promise: Promise<SessionResult>;
+  /** Dials waiting for it; when the last gives up, the start is abandoned. */
+  waiters: number;
+  /** Abandons the start: its connection is dropped. */
+  cancel(): void;
+}
+
+/** Sessions still starting (by pool key and mode, since the mode decides the ALPN offer), so that concurrent dials share one. */
+const starting = new Map<string, Start>();
 /** Origins found to speak no RFC 8441, remembered for an idle timeout so `'auto'` goes straight to HTTP/1.1. */
 const noExtendedConnect = new Map<string, string>();
-const tlsIds = new WeakMap<object, number>();
-let nextTlsId = 1;
 
-/** The pool key: dials share a session when the origin and the TLS options object are the same. */
-function keyOf(target: URL, options: TlsOptions | undefined): string {
-  if (options === undefined) return target.origin;
-  let id = tlsIds.get(options);
-  if (id === undefined) tlsIds.set(options, (id = nextTlsId++));
-  return `${target.origin} tls#${id}`;
+/**
+ * The pool key: dials share a session when the origin, the authority (the
+ * `host` option: the certificate was checked for it, RFC 9113 §9.1.1) and
+ * the TLS options object are the same.
+ */
+function keyOf(target: URL, authority: string, options: TlsOptions | undefined): string {
+  return `${target.origin} ${authority}${tlsKey(options)}`;
 }
 
 /**
@@ -114,8 +123,9 @@ export async function sessionFor(
   options: TlsOptions | undefined,
   mode: Http2Mode,
   idleTimeout: number,
+  gaveUp: AbortSignal,
 ): Promise<SessionResult> {
-  const key = keyOf(target, options);
+  const key = keyOf(target, authority, options);
   for (;;) {
     const free = pool.get(key)?.find((session) => session.available);
     if (free !== undefined) {
@@ -125,16 +135,35 @@ export async function sessionFor(
     }
     const known = noExtendedConnect.get(key);
     if (known !== undefined && mode === 'auto') return { fallback: known };
-    let pending = starting.get(key);
+    const startKey = `${key} ${mode}`;
+    let pending = starting.get(startKey);
     if (pending === undefined) {
       pending = start(key, target, authority, options, mode, idleTimeout);
-      starting.set(key, pending);
-      const done = (): void => void starting.delete(key);
-      pending.then(done, done);
+      starting.set(startKey, pending);
+      const done = (): void => void starting.delete(startKey);
+      pending.promise.then(done, done);
     }
-    const result = await pending;
+    const result = await waitFor(pending, gaveUp);
     if ('fallback' in result) return result;
     // The new session is in the pool; other dials may have filled it first: look again.
+  }
+}
+
+/** Waits for a start as one of its dials; when the last of them gives up, the start is abandoned. */
+async function waitFor(pending: Start, gaveUp: AbortSignal): Promise<SessionResult> {
+  if (gaveUp.aborted) throw gaveUp.reason;
+  pending.waiters++;
+  const leave = (): void => {
+    if (--pending.waiters === 0) pending.cancel();
+  };
+  gaveUp.addEventListener('abort', leave, { once: true });
+  try {
+    return await pending.promise;
+  } finally {
+    if (!gaveUp.aborted) {
+      gaveUp.removeEventListener('abort', leave);
+      pending.waiters--;
+    }
   }
 }
 
@@ -145,7 +174,7 @@ function start(
   options: TlsOptions | undefined,
   mode: Http2Mode,
   idleTimeout: number,
-): Promise<SessionResult> {
+): Start {
   let socket: net.Socket | undefined;
   // Dials give up by their own signal and timeout; the connection they leave is bounded too.
   const timer = setTimeout(() => {
@@ -161,7 +190,9 @@ function start(
       resolve({ fallback: why });
     };
     const connected = (socket: net.Socket | tls.TLSSocket): void => {
-      const session = http2.connect(`${secure ? 'https' : 'http'}://${authority}`, { createConnection: () => socket });
+      // The URL only names the origin (each request sends its own :authority); built from the
+      // parsed target, it cannot throw inside this socket listener.
+      const session = http2.connect(`${secure ? 'https' : 'http'}://${target.host}`, { createConnection: () => socket });
       settle(key, session, idleTimeout, resolve, reject, fallback);
     };
     if (!secure) {
@@ -177,7 +208,8 @@ function start(
     }
     const alpn = mode === 'auto' ? ['h2', 'http/1.1'] : ['h2'];
     const servername = serverName(authority);
-    const secured = tls.connect({ ...options, ...endpoint(target), ALPNProtocols: alpn, ...(servername && { servername }) });
+    const sni = options?.servername ?? servername;
+    const secured = tls.connect({ ...options, ...endpoint(target), ALPNProtocols: alpn, ...(sni && { servername: sni }) });
     socket = secured;
     secured.on('error', reject);
     secured.once('secureConnect', () => {
@@ -189,7 +221,11 @@ function start(
       else reject(new Error(`the server does not speak HTTP/2 (ALPN chose ${secured.alpnProtocol || 'nothing'})`));
     });
   });
-  return started.finally(() => clearTimeout(timer));
+  return {
+    promise: started.finally(() => clearTimeout(timer)),
+    waiters: 0,
+    cancel: () => socket?.destroy(new Error('every dial waiting for this HTTP/2 session gave up')),
+  };
 }
 
 /** Waits for the server's first SETTINGS: RFC 8441 §3 lets us CONNECT only if it sent ENABLE_CONNECT_PROTOCOL=1. */

@@ -13,8 +13,9 @@ import tls from 'node:tls';
 import type { Attempt } from './upgrade-attempt.js';
 import { requestHead, type UpgradeRequest } from './upgrade-request.js';
 import { ResponseParser } from './upgrade-response.js';
+import { tlsKey } from './tls-key.js';
 
-/** TLS sessions kept for resumption, by server name (as undici keeps them). */
+/** TLS sessions kept for resumption, by server name, address and TLS options (see `connect()`). */
 const sessions = new Map<string, Buffer>();
 const maxSessions = 100;
 
@@ -72,11 +73,13 @@ function connect(request: UpgradeRequest): net.Socket {
   const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = target.port === '' ? (secure ? 443 : 80) : Number(target.port);
   if (!secure) return net.connect({ host, port });
-  const name = serverName(headers.find(([n]) => n === 'host')?.[1] ?? target.host);
-  const session = sessions.get(name === '' ? host : name);
-  const socket = tls.connect({ ...request.tls, host, port, servername: name, ALPNProtocols: ['http/1.1'], ...(request.tls?.servername === undefined ? {} : { servername: request.tls.servername }), ...(session && { session }) });
+  const name = request.tls?.servername ?? serverName(headers.find(([n]) => n === 'host')?.[1] ?? target.host);
+  // A session resumes only for the same server, name and TLS options: another client certificate or
+  // `ca` must not ride on what an earlier dial's options established.
+  const key = `${name === '' ? host : name} ${host}:${port}${tlsKey(request.tls)}`;
+  const session = sessions.get(key);
+  const socket = tls.connect({ ...request.tls, host, port, ALPNProtocols: ['http/1.1'], servername: name, ...(session && { session }) });
   socket.on('session', (fresh: Buffer) => {
-    const key = name === '' ? host : name;
     sessions.delete(key);
     sessions.set(key, fresh);
     if (sessions.size > maxSessions) sessions.delete(sessions.keys().next().value as string);

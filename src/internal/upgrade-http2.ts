@@ -27,8 +27,12 @@ const notForHttp2 = new Set(['host', 'sec-websocket-key']);
 export function upgradeHttp2(request: Http2Request, attempt: Attempt, fallback: () => void, retries = 1): void {
   const authority = request.headers.find(([name]) => name === 'host')?.[1] ?? request.target.host;
   let stream: ClientHttp2Stream | undefined;
-  attempt.started(() => stream?.close(constants.NGHTTP2_CANCEL));
-  sessionFor(request.target, authority, request.tls, request.mode, request.idleTimeout).then(
+  const gaveUp = new AbortController();
+  attempt.started((reason) => {
+    gaveUp.abort(reason);
+    stream?.close(constants.NGHTTP2_CANCEL);
+  });
+  sessionFor(request.target, authority, request.tls, request.mode, request.idleTimeout, gaveUp.signal).then(
     (result) => {
       if ('fallback' in result) {
         if (attempt.settled) return;
@@ -45,7 +49,9 @@ export function upgradeHttp2(request: Http2Request, attempt: Attempt, fallback: 
         attempt.error(err instanceof Error ? err : new Error(String(err)));
       }
     },
-    (err: Error) => attempt.error(err),
+    (err: Error) => {
+      if (!attempt.settled) attempt.error(err);
+    },
   );
   // RFC 9113 §8.7: a stream refused (REFUSED_STREAM, or past a GOAWAY's last stream) was not
   // processed, so it is safe to try once more, on a new session.
