@@ -67,11 +67,11 @@ export class Receiver {
   #wakeOnPiece = false;
   /** A `nextMessage()` waiting, settled by the pump: no promise or closure of its own beyond these. */
   #resolveRead: ((message: Message) => void) | undefined;
-  /** A message went to a waiting read() in this turn (its code after the read has not run yet). */
-  #handedOver = false;
   #rejectRead: ((reason: unknown) => void) | undefined;
   /** Removes that read's abort listener, when it has a signal. */
   #unlistenRead: (() => void) | undefined;
+  /** A message went to a waiting read() in this turn (its code after the read has not run yet). */
+  #handedOver = false;
   #eof = false;
   #paused = false;
   #pumping = false;
