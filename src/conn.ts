@@ -7,7 +7,8 @@
  * @module
  */
 import type { Duplex } from 'node:stream';
-import { closeStatus, Closing, type CloseHost, type CloseInfo } from './close.js';
+import { Closing, type CloseHost, type CloseInfo } from './close.js';
+import { endsIteration } from './status.js';
 import { ClosedError, ProtocolError } from './errors.js';
 import { Opcode } from './frame.js';
 import { endpointOf } from './internal/endpoint.js';
@@ -624,9 +625,7 @@ export class Conn {
       try {
         message = await this.read();
       } catch (err) {
-        // A close without a status (1005) is how browsers' close() ends by default.
-        const code = closeStatus(err);
-        if (code === 1000 || code === 1001 || code === 1005) return;
+        if (endsIteration(err)) return;
         throw err;
       }
       yield message;

@@ -81,3 +81,13 @@ export interface CloseInfo {
   /** What ended the connection, when it did not end cleanly. */
   error?: Error;
 }
+
+/**
+ * @internal Whether `err`, from a `read()`, ends a `for await` loop over a
+ * Conn normally: the peer closed with 1000 (normal closure), 1001 (going
+ * away) or no status (1005, how a browser's `close()` ends by default).
+ */
+export function endsIteration(err: unknown): boolean {
+  const code = closeStatus(err);
+  return code === StatusCode.NormalClosure || code === StatusCode.GoingAway || code === StatusCode.NoStatusReceived;
+}

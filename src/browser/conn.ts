@@ -7,7 +7,7 @@
 import { ClosedError, CloseError, ProtocolError } from '../errors.js';
 import { deferred } from '../internal/deferred.js';
 import { MessageType, type Message, type MessageReader, type SignalOptions } from '../message.js';
-import { closeStatus, type CloseInfo } from '../status.js';
+import { endsIteration, type CloseInfo } from '../status.js';
 import { abortable, maxPollDelay, OPEN, pause, type PlatformEvent, type PlatformWebSocket } from './platform.js';
 
 /** Options of a browser Conn, taken by the browser `dial()`. */
@@ -339,8 +339,7 @@ export class Conn {
       try {
         message = await this.read();
       } catch (err) {
-        const code = closeStatus(err);
-        if (code === 1000 || code === 1001 || code === 1005) return;
+        if (endsIteration(err)) return;
         throw err;
       }
       yield message;
