@@ -115,7 +115,7 @@ function extensionHeader(value: string | undefined): string[] {
 const endWithinMs = 2000;
 
 /** Reads messages and writes each one back, until the connection ends. */
-async function echo(conn: Conn): Promise<void> {
+export async function echo(conn: Conn): Promise<void> {
   try {
     for (;;) {
       const message = await conn.read();
@@ -287,30 +287,24 @@ export const conformanceRoles: readonly Role[] = roles;
 export function conformance(group: string, cases: readonly Case[], negotiation: Negotiation = {}): void {
   const checkLeaks = leakCheck();
   after(() => checkLeaks());
-  for (const role of roles) {
-    describe(`${group}: wsconn as the ${role}`, { timeout: 60_000 }, () => {
-      const endpoint: Endpoint = role === 'server' ? new ServerRole(negotiation) : new ClientRole(negotiation);
-      before(() => endpoint.start());
-      after(() => endpoint.stop());
-      for (const c of cases) {
-        if (c.only !== undefined && c.only !== role) continue;
-        const options = c.todo === undefined ? { timeout: 5000 } : { timeout: 5000, todo: c.todo };
-        it(c.name, options, () => runCase(endpoint, c));
-      }
-    });
-  }
-  for (const role of roles) {
-    // The same cases with the WebSocket on an HTTP/2 stream (RFC 8441) instead of a TCP socket.
-    describe(`${group}: wsconn as the ${role} over HTTP/2`, { timeout: 60_000 }, () => {
-      const endpoint = http2Endpoint(role, negotiation);
-      before(() => endpoint.start());
-      after(() => endpoint.stop());
-      for (const c of cases) {
-        if (c.only !== undefined && c.only !== role) continue;
-        const options = c.todo === undefined ? { timeout: 5000 } : { timeout: 5000, todo: c.todo };
-        it(c.name, options, () => runCase(endpoint, c));
-      }
-    });
+  // Over a TCP socket, then the same cases with the WebSocket on an HTTP/2 stream (RFC 8441).
+  const transports = [
+    { suffix: '', endpoint: (role: Role): Endpoint => (role === 'server' ? new ServerRole(negotiation) : new ClientRole(negotiation)) },
+    { suffix: ' over HTTP/2', endpoint: (role: Role): Endpoint => http2Endpoint(role, negotiation) },
+  ];
+  for (const transport of transports) {
+    for (const role of roles) {
+      describe(`${group}: wsconn as the ${role}${transport.suffix}`, { timeout: 60_000 }, () => {
+        const endpoint = transport.endpoint(role);
+        before(() => endpoint.start());
+        after(() => endpoint.stop());
+        for (const c of cases) {
+          if (c.only !== undefined && c.only !== role) continue;
+          const options = c.todo === undefined ? { timeout: 5000 } : { timeout: 5000, todo: c.todo };
+          it(c.name, options, () => runCase(endpoint, c));
+        }
+      });
+    }
   }
   for (const role of roles) {
     describe(`${group}: the protocol engine as the ${role}`, { timeout: 60_000 }, () => {

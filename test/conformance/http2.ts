@@ -19,7 +19,7 @@ import type { Conn, ConnOptions } from '../../src/conn.js';
 import { dial } from '../../src/dial.js';
 import { deferred, type Deferred } from '../../src/internal/deferred.js';
 import { encodeAll, RawPeer, type Sendable } from '../helpers/raw.js';
-import type { Endpoint, Negotiation, Role, Session } from './harness.js';
+import { echo, type Endpoint, type Negotiation, type Role, type Session } from './harness.js';
 
 /** The headers as `name: value` lines, so that the cases' header helpers read them. */
 function describeHeaders(headers: IncomingHttpHeaders): string {
@@ -151,17 +151,6 @@ class Http2ClientRole extends H2Server implements Endpoint {
     void echo(conn);
     const { peer: raw, head } = await peer.promise;
     return { peer: raw, conn, handshake: head };
-  }
-}
-
-async function echo(conn: Conn): Promise<void> {
-  try {
-    for (;;) {
-      const message = await conn.read();
-      await conn.write(message.type, message.data);
-    }
-  } catch {
-    // The case checks how the connection ended.
   }
 }
 
