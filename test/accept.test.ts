@@ -8,12 +8,12 @@ import { accept, type AcceptOptions } from '../src/accept.js';
 import { MessageType, type Conn } from '../src/conn.js';
 import { HandshakeError } from '../src/errors.js';
 import { deferred, type Deferred } from '../src/internal/deferred.js';
+import { upgradeText, type HeaderSpec } from './helpers/http-raw.js';
 import { leakCheck } from './helpers/leak.js';
+import { sampleAccept, sampleKey } from './helpers/raw.js';
 
 const checkLeaks = leakCheck();
 
-const sampleKey = 'dGhlIHNhbXBsZSBub25jZQ==';
-const sampleAccept = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
 
 // One server for the file. Each test arms `next` with the options for the one
 // connection it makes; the handler answers with accept()'s settled result.
@@ -63,26 +63,6 @@ after(async () => {
   await once(server, 'close');
   await checkLeaks();
 });
-
-type HeaderSpec = Record<string, string | string[] | undefined>;
-
-/** A hand-written request: the valid handshake of RFC 6455 §1.3 with `overrides` applied (undefined removes a header). */
-function request(overrides: HeaderSpec = {}, startLine = 'GET /chat HTTP/1.1'): string {
-  const fields: HeaderSpec = {
-    Host: 'server.example.com',
-    Upgrade: 'websocket',
-    Connection: 'Upgrade',
-    'Sec-WebSocket-Key': sampleKey,
-    'Sec-WebSocket-Version': '13',
-    ...overrides,
-  };
-  let text = `${startLine}\r\n`;
-  for (const [name, value] of Object.entries(fields)) {
-    if (value === undefined) continue;
-    for (const v of typeof value === 'string' ? [value] : value) text += `${name}: ${v}\r\n`;
-  }
-  return `${text}\r\n`;
-}
 
 async function dialRaw(opts: { allowHalfOpen?: boolean } = {}): Promise<Socket> {
   const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: opts.allowHalfOpen ?? false });
@@ -177,33 +157,33 @@ const upgradeRequired: Array<[string, string]> = [['upgrade', 'websocket']];
 
 describe('accept refuses bad handshakes with a complete response (RFC 6455 §4.2.1)', { timeout: 20_000 }, () => {
   it('405 with Allow: GET for another method', { timeout: 5000 }, async () => {
-    const outcome = await exchange(request({}, 'POST /chat HTTP/1.1').replace('\r\n\r\n', '\r\nContent-Length: 0\r\n\r\n'));
+    const outcome = await exchange(upgradeText({}, 'POST /chat HTTP/1.1').replace('\r\n\r\n', '\r\nContent-Length: 0\r\n\r\n'));
     assertRefusal(outcome, 405, 'Method Not Allowed', [['allow', 'GET']], /GET/);
   });
 
   it('400 for HTTP/1.0', { timeout: 5000 }, async () => {
-    const outcome = await exchange(request({}, 'GET /chat HTTP/1.0'));
+    const outcome = await exchange(upgradeText({}, 'GET /chat HTTP/1.0'));
     assertRefusal(outcome, 400, 'Bad Request', [], /HTTP\/1\.1/);
   });
 
   it('426 naming websocket when Upgrade is another protocol', { timeout: 5000 }, async () => {
-    const outcome = await exchange(request({ Upgrade: 'h2c' }));
+    const outcome = await exchange(upgradeText({ Upgrade: 'h2c' }));
     assertRefusal(outcome, 426, 'Upgrade Required', upgradeRequired, /Upgrade/, 'Upgrade, close');
   });
 
   it('426 when Upgrade is missing', { timeout: 5000 }, async () => {
-    const outcome = await exchange(request({ Upgrade: undefined }));
+    const outcome = await exchange(upgradeText({ Upgrade: undefined }));
     assertRefusal(outcome, 426, 'Upgrade Required', upgradeRequired, /Upgrade/, 'Upgrade, close');
   });
 
   it('426 when Connection does not list Upgrade', { timeout: 5000 }, async () => {
-    const outcome = await exchange(request({ Connection: 'keep-alive' }));
+    const outcome = await exchange(upgradeText({ Connection: 'keep-alive' }));
     assertRefusal(outcome, 426, 'Upgrade Required', upgradeRequired, /Connection/, 'Upgrade, close');
   });
 
   for (const version of ['8', undefined, '13, 8', '']) {
     it(`426 with Sec-WebSocket-Version: 13 for version ${JSON.stringify(version)} (RFC 6455 §4.4)`, { timeout: 5000 }, async () => {
-      const outcome = await exchange(request({ 'Sec-WebSocket-Version': version }));
+      const outcome = await exchange(upgradeText({ 'Sec-WebSocket-Version': version }));
       const headers: Array<[string, string]> = [...upgradeRequired, ['sec-websocket-version', '13']];
       assertRefusal(outcome, 426, 'Upgrade Required', headers, /Sec-WebSocket-Version/, 'Upgrade, close');
     });
@@ -219,7 +199,7 @@ describe('accept refuses bad handshakes with a complete response (RFC 6455 §4.2
   ];
   for (const [what, key] of badKeys) {
     it(`400 for a Sec-WebSocket-Key that is ${what}`, { timeout: 5000 }, async () => {
-      const outcome = await exchange(request({ 'Sec-WebSocket-Key': key }));
+      const outcome = await exchange(upgradeText({ 'Sec-WebSocket-Key': key }));
       assertRefusal(outcome, 400, 'Bad Request', [], /Sec-WebSocket-Key/);
     });
   }
@@ -236,7 +216,7 @@ describe('accept refuses bad handshakes with a complete response (RFC 6455 §4.2
   ];
   for (const [what, headers, body] of malformed) {
     it(`400 for ${what}`, { timeout: 5000 }, async () => {
-      const outcome = await exchange(request(headers));
+      const outcome = await exchange(upgradeText(headers));
       assertRefusal(outcome, 400, 'Bad Request', [], body);
     });
   }
@@ -244,7 +224,7 @@ describe('accept refuses bad handshakes with a complete response (RFC 6455 §4.2
   it('declines, rather than refuses, a well-formed deflate offer it cannot take (RFC 7692 §5)', { timeout: 5000 }, async () => {
     const accepted = expectAccept({ compressionMode: 'context-takeover' });
     const socket = await dialRaw();
-    socket.write(request({ 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=7, permessage-deflate; x=1' }));
+    socket.write(upgradeText({ 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=7, permessage-deflate; x=1' }));
     const head = await readHead(socket);
     const result = await accepted;
     assert.match(head, /^HTTP\/1\.1 101 /);
@@ -260,7 +240,7 @@ describe('accept refuses bad handshakes with a complete response (RFC 6455 §4.2
     const chunks: Buffer[] = [];
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     // Two requests in one packet, as a keep-alive client would pipeline them.
-    socket.write(request({ Host: undefined }) + request());
+    socket.write(upgradeText({ Host: undefined }) + upgradeText());
     await once(socket, 'end');
     await accepted;
     const received = Buffer.concat(chunks).toString('latin1');
@@ -274,7 +254,7 @@ describe('accept refuses bad handshakes with a complete response (RFC 6455 §4.2
   it('accepts the tokens in any case and inside longer lists', { timeout: 5000 }, async () => {
     const accepted = expectAccept();
     const socket = await dialRaw();
-    socket.write(request({ Upgrade: 'foo/1, WebSocket', Connection: 'keep-alive, UPGRADE' }));
+    socket.write(upgradeText({ Upgrade: 'foo/1, WebSocket', Connection: 'keep-alive, UPGRADE' }));
     const head = await readHead(socket);
     const result = await accepted;
     assert.match(head, /^HTTP\/1\.1 101 /);
@@ -286,17 +266,17 @@ describe('accept refuses bad handshakes with a complete response (RFC 6455 §4.2
 
 describe('accept checks the Origin (RFC 6455 §10.2)', { timeout: 20_000 }, () => {
   it('403 for a cross-origin request without patterns', { timeout: 5000 }, async () => {
-    const outcome = await exchange(request({ Origin: 'https://evil.test' }));
+    const outcome = await exchange(upgradeText({ Origin: 'https://evil.test' }));
     assertRefusal(outcome, 403, 'Forbidden', [], /Origin/);
   });
 
   it('403 for the opaque origin "null", even with a "*" pattern', { timeout: 5000 }, async () => {
-    const outcome = await exchange(request({ Origin: 'null' }), { originPatterns: ['*'] });
+    const outcome = await exchange(upgradeText({ Origin: 'null' }), { originPatterns: ['*'] });
     assertRefusal(outcome, 403, 'Forbidden', [], /Origin/);
   });
 
   it('403 when no pattern matches', { timeout: 5000 }, async () => {
-    const outcome = await exchange(request({ Origin: 'https://example.com.evil.test' }), { originPatterns: ['*.example.com'] });
+    const outcome = await exchange(upgradeText({ Origin: 'https://example.com.evil.test' }), { originPatterns: ['*.example.com'] });
     assertRefusal(outcome, 403, 'Forbidden', [], /Origin/);
   });
 
@@ -311,7 +291,7 @@ describe('accept checks the Origin (RFC 6455 §10.2)', { timeout: 20_000 }, () =
     it(`101 for ${what}`, { timeout: 5000 }, async () => {
       const accepted = expectAccept(opts);
       const socket = await dialRaw();
-      socket.write(request(headers));
+      socket.write(upgradeText(headers));
       const head = await readHead(socket);
       const result = await accepted;
       assert.match(head, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
@@ -326,7 +306,7 @@ describe('accept answers 101 Switching Protocols (RFC 6455 §4.2.2)', { timeout:
   async function upgrade(headers: HeaderSpec, opts: AcceptOptions): Promise<{ response: Response; conn: Conn; socket: Socket }> {
     const accepted = expectAccept(opts);
     const socket = await dialRaw();
-    socket.write(request(headers));
+    socket.write(upgradeText(headers));
     const response = parseResponse(await readHead(socket));
     const result = await accepted;
     if (result.status === 'rejected') throw result.reason;
@@ -379,7 +359,7 @@ describe('accept answers 101 Switching Protocols (RFC 6455 §4.2.2)', { timeout:
   it('delivers a frame sent in the same packet as the request first (head)', { timeout: 5000 }, async () => {
     const accepted = expectAccept();
     const socket = await dialRaw();
-    socket.write(Buffer.concat([Buffer.from(request(), 'latin1'), maskedFrame(0x1, 'first'), maskedFrame(0x1, 'second')]));
+    socket.write(Buffer.concat([Buffer.from(upgradeText(), 'latin1'), maskedFrame(0x1, 'first'), maskedFrame(0x1, 'second')]));
     await readHead(socket);
     const result = await accepted;
     if (result.status === 'rejected') throw result.reason;
@@ -398,7 +378,7 @@ describe('accept cleans up after itself', { timeout: 20_000 }, () => {
   it('rejects with status 0 and writes nothing when the socket is already destroyed', { timeout: 5000 }, async () => {
     const accepted = expectAccept({}, (socket) => socket.destroy());
     const socket = await dialRaw();
-    socket.write(request());
+    socket.write(upgradeText());
     const [bytes, result] = await Promise.all([readToEnd(socket), accepted]);
     socket.destroy();
     assert.equal(bytes.length, 0);
@@ -417,7 +397,7 @@ describe('accept cleans up after itself', { timeout: 20_000 }, () => {
   ];
   for (const [what, opts, message] of badOptions) {
     it(`rejects with a plain Error and answers 500 for ${what}`, { timeout: 5000 }, async () => {
-      const { response, result } = await exchange(request(), opts);
+      const { response, result } = await exchange(upgradeText(), opts);
       assert.equal(response.statusLine, 'HTTP/1.1 500 Internal Server Error');
       assert.equal(result.status, 'rejected');
       assert.ok(!(result.reason instanceof HandshakeError));
@@ -428,7 +408,7 @@ describe('accept cleans up after itself', { timeout: 20_000 }, () => {
   it('still delivers the refusal to a client that half-closed after its request', { timeout: 5000 }, async () => {
     const accepted = expectAccept();
     const socket = await dialRaw({ allowHalfOpen: true });
-    socket.end(request({ 'Sec-WebSocket-Version': '7' }));
+    socket.end(upgradeText({ 'Sec-WebSocket-Version': '7' }));
     const [bytes, result] = await Promise.all([readToEnd(socket), accepted]);
     assert.match(bytes.toString('latin1'), /^HTTP\/1\.1 426 Upgrade Required\r\n/);
     assert.equal(result.status, 'rejected');
@@ -441,7 +421,7 @@ describe('accept cleans up after itself', { timeout: 20_000 }, () => {
       serverClosed = once(serverSide, 'close');
     });
     const socket = await dialRaw({ allowHalfOpen: true });
-    socket.write(request({ 'Sec-WebSocket-Version': '7' }));
+    socket.write(upgradeText({ 'Sec-WebSocket-Version': '7' }));
     const [bytes] = await Promise.all([readToEnd(socket), accepted]);
     assert.match(bytes.toString('latin1'), /^HTTP\/1\.1 426 /);
     // Our side stays open, yet the server's socket must go away on its own.

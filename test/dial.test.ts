@@ -13,28 +13,10 @@ import { dial, type DialOptions } from '../src/dial.js';
 import { HandshakeError } from '../src/errors.js';
 import { deferred } from '../src/internal/deferred.js';
 import { leakCheck } from './helpers/leak.js';
+import { tlsCert, tlsKey } from './helpers/tls-cert.js';
 import { acceptFor, encodeFrame, text } from './helpers/raw.js';
 
 const checkLeaks = leakCheck();
-
-// A self-signed certificate for 127.0.0.1 and localhost, valid 2020–2120; test use only.
-const tlsKey = `-----BEGIN EC PRIVATE KEY-----
-MHcCAQEEIADrxdYsK4m37DYjctCBogP7a0fRIdS2YNqswiafprU3oAoGCCqGSM49
-AwEHoUQDQgAEWJX3MZ3CE87bOLHjIuGw/vcbie0Lz9pGySHbzz9dbr0/hDG4OxDa
-thhvKMB6TU/2vKAHqGM5J48f02VYUWJjXA==
------END EC PRIVATE KEY-----
-`;
-const tlsCert = `-----BEGIN CERTIFICATE-----
-MIIBZTCCAQqgAwIBAgIBATAKBggqhkjOPQQDAjAUMRIwEAYDVQQDDAlsb2NhbGhv
-c3QwIBcNMjAwMTAxMDAwMDAwWhgPMjEyMDAxMDEwMDAwMDBaMBQxEjAQBgNVBAMM
-CWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABFiV9zGdwhPO2zix
-4yLhsP73G4ntC8/aRskh288/XW69P4QxuDsQ2rYYbyjAek1P9rygB6hjOSePH9Nl
-WFFiY1yjSzBJMBoGA1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAAATAMBgNVHRMBAf8E
-AjAAMB0GA1UdDgQWBBTURDXKWvXB3layt2yhNb9vFokxbjAKBggqhkjOPQQDAgNJ
-ADBGAiEApujLpN2XdjKVbfti2S1WDi9zFdDGPzo37/OCLJk9NKgCIQD+YGlNugmH
-RhUBquy1BYWjXQ7iXYdp0+oxuHouYg3g0w==
------END CERTIFICATE-----
-`;
 
 // --- servers -------------------------------------------------------------
 // `raw` (http) and `rawTls` (https) answer upgrades with whatever the route
