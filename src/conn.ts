@@ -119,7 +119,8 @@ export class Conn {
   readonly #receiver: Receiver;
   readonly #sender: Sender;
   readonly #closing: Closing;
-  readonly #options: ConnOptions;
+  /** The options, kept only when they carry ping or pong callbacks (most connections hold no options object). */
+  readonly #hooks: ConnOptions | undefined;
   readonly #readLock = new Lock();
   readonly #writeLock = new Lock();
   #closeRead: AbortController | undefined;
@@ -186,7 +187,7 @@ export class Conn {
     this.subprotocol = init.subprotocol;
     this.extensions = init.extensions;
     this.#socket = socket;
-    this.#options = options;
+    this.#hooks = options.onPingReceived !== undefined || options.onPongReceived !== undefined ? options : undefined;
     const host = new Conn.#Host(this);
     this.#sender = new Sender(socket);
     this.#engine = new Protocol({
@@ -194,7 +195,7 @@ export class Conn {
       deflate: init.deflate,
       readLimit: checkLimit(options.readLimit ?? defaultReadLimit),
       compressionThreshold: options.compressionThreshold,
-      allocate: this.#sender.allocate,
+      allocate: this.#sender.allocate.bind(this.#sender),
     });
     this.#receiver = new Receiver(socket, this.#engine, host);
     this.#closing = new Closing(init.transport ?? socket, this.#engine, this.#receiver, host, options.closeTimeout ?? 5000);
@@ -635,10 +636,10 @@ export class Conn {
   #onControl(event: ControlEvent): void {
     const { payload } = event;
     if (event.kind === 'ping') {
-      const answer = this.#options.onPingReceived?.(payload);
+      const answer = this.#hooks?.onPingReceived?.(payload);
       if (answer !== false) this.#sender.pong(this.#engine, payload);
     } else {
-      this.#options.onPongReceived?.(payload);
+      this.#hooks?.onPongReceived?.(payload);
       this.#pinger?.pong(payload);
     }
   }

@@ -31,6 +31,36 @@ const sliceMs = 1;
 /** The most events one slice handles, whatever the clock says. */
 const sliceEvents = 1024;
 
+/** The empty queue every idle connection shares; never written to. */
+const noPieces: DataEvent[] = [];
+
+/** The receive pump's yes/no state, as bits of one number. */
+const Flag = {
+  /** The waiting reader wants any piece, not only a whole message. */
+  WakeOnPiece: 1,
+  /** A message went to a waiting read() in this turn (its code after the read has not run yet). */
+  HandedOver: 2,
+  /** The transport's input ended. */
+  Eof: 4,
+  /** The socket is paused. */
+  Paused: 8,
+  /** A slice is running (pump() is not re-entered). */
+  Pumping: 16,
+  /** The next slice is scheduled for a later turn. */
+  Deferred: 32,
+  /** Drop messages that would overflow the queue of a connection nobody reads (the close handshake sets it). */
+  DiscardWhenFull: 64,
+  /** A held-back close or failure is due to take effect on the next turn. */
+  Settling: 128,
+  /** The message being received is dropped. */
+  Dropping: 256,
+  /** Data messages are refused (closeRead()). */
+  Refuse: 512,
+  /** The application has called a read at least once. */
+  Reading: 1024,
+} as const;
+type Flag = (typeof Flag)[keyof typeof Flag];
+
 /** What the pump hands to its Conn. */
 export interface ReceiveHost {
   /** A ping or pong arrived. */
@@ -52,7 +82,8 @@ export class Receiver {
   readonly #socket: Duplex;
   readonly #engine: Protocol;
   readonly #host: ReceiveHost;
-  #pieces: DataEvent[] = [];
+  /** The queue; the shared `noPieces` while empty, so an idle connection holds no array of its own. */
+  #pieces: DataEvent[] = noPieces;
   #head = 0;
   /** Whole messages queued (pieces with `fin`). */
   #complete = 0;
@@ -64,31 +95,41 @@ export class Receiver {
   /** The peer's close or a failure, held back until the messages before it are read. */
   #pending: CloseEvent | FailEvent | undefined;
   #wake: (() => void) | undefined;
-  #wakeOnPiece = false;
   /** A `nextMessage()` waiting, settled by the pump: no promise or closure of its own beyond these. */
-  #resolveRead: ((message: Message) => void) | undefined;
-  #rejectRead: ((reason: unknown) => void) | undefined;
+  #resolveRead: ((message: Message | Promise<never>) => void) | undefined;
   /** Removes that read's abort listener, when it has a signal. */
   #unlistenRead: (() => void) | undefined;
-  /** A message went to a waiting read() in this turn (its code after the read has not run yet). */
-  #handedOver = false;
-  #eof = false;
-  #paused = false;
-  #pumping = false;
-  #deferred = false;
   #sliceStart = 0;
-  /** Drop messages that would overflow the queue of a connection nobody reads (the close handshake sets it). */
-  #discardWhenFull = false;
-  /** A held-back close or failure is due to take effect on the next turn. */
-  #settling = false;
-  /** The message being dropped. */
-  #dropping = false;
-  /** Data messages are refused (closeRead(); see `startRefusing()`). */
-  refuse = false;
-  /** The application reads this connection (it has called a read at least once). */
-  reading = false;
+  /** The pump's yes/no state, one bit each (see `Flag`): one field instead of eleven on every connection. */
+  #flags = 0;
   /** Something other than a read wants input to keep flowing (the close handshake, closeRead()). */
   demand = 0;
+
+  /** Data messages are refused (closeRead(); see `startRefusing()`). */
+  get refuse(): boolean {
+    return (this.#flags & Flag.Refuse) !== 0;
+  }
+
+  set refuse(on: boolean) {
+    this.#set(Flag.Refuse, on);
+  }
+
+  /** The application reads this connection (it has called a read at least once). */
+  get reading(): boolean {
+    return (this.#flags & Flag.Reading) !== 0;
+  }
+
+  set reading(on: boolean) {
+    this.#set(Flag.Reading, on);
+  }
+
+  #is(flag: Flag): boolean {
+    return (this.#flags & flag) !== 0;
+  }
+
+  #set(flag: Flag, on: boolean): void {
+    this.#flags = on ? this.#flags | flag : this.#flags & ~flag;
+  }
 
   constructor(socket: Duplex, engine: Protocol, host: ReceiveHost) {
     this.#socket = socket;
@@ -117,7 +158,7 @@ export class Receiver {
 
   /** Bytes from the socket ('data'). */
   received(chunk: Buffer): void {
-    this.#handedOver = false;
+    this.#set(Flag.HandedOver, false);
     this.#engine.receive(chunk);
     this.#sliceStart = performance.now();
     this.pump();
@@ -125,7 +166,7 @@ export class Receiver {
 
   /** The socket's end of input ('end'). */
   ended(): void {
-    this.#eof = true;
+    this.#set(Flag.Eof, true);
     this.pump();
   }
 
@@ -149,10 +190,10 @@ export class Receiver {
 
   /** Once the messages before a held-back close are all taken, it takes effect a turn later (the application may still answer them). */
   #settleSoon(): void {
-    if (this.#pending === undefined || this.hasPiece || this.#settling) return;
-    this.#settling = true;
+    if (this.#pending === undefined || this.hasPiece || this.#is(Flag.Settling)) return;
+    this.#set(Flag.Settling, true);
     setImmediate(() => {
-      this.#settling = false;
+      this.#set(Flag.Settling, false);
       this.settle();
     });
   }
@@ -212,7 +253,7 @@ export class Receiver {
     const piece = this.#pieces[this.#head]!;
     this.#pieces[this.#head++] = undefined!;
     if (this.#head === this.#pieces.length) {
-      this.#pieces = [];
+      this.#pieces = noPieces;
       this.#head = 0;
     }
     this.#bytes -= piece.data.length + pieceCost;
@@ -222,7 +263,7 @@ export class Receiver {
   /** Drops everything queued (closeNow()). */
   clear(): void {
     this.#pending = undefined;
-    this.#pieces = [];
+    this.#pieces = noPieces;
     this.#head = 0;
     this.#complete = 0;
     this.#bytes = 0;
@@ -253,7 +294,7 @@ export class Receiver {
       signal.addEventListener('abort', onAbort, { once: true });
       this.#wake = wake;
     });
-    this.#wakeOnPiece = !whole;
+    this.#set(Flag.WakeOnPiece, !whole);
     this.pump();
     return promise;
   }
@@ -266,22 +307,21 @@ export class Receiver {
    * holds one promise.
    */
   nextMessage(signal: AbortSignal | undefined): Promise<Message> {
-    const promise = new Promise<Message>((resolve, reject) => {
-      this.#resolveRead = resolve;
-      this.#rejectRead = reject;
-    });
+    // Only the resolving function is kept (its reject twin would cost every idle
+    // connection a closure): a rejection resolves with a rejected promise.
+    const promise = new Promise<Message>((resolve) => (this.#resolveRead = resolve));
     if (signal !== undefined) {
       const onAbort = (): void => {
-        const reject = this.#rejectRead;
-        if (reject === undefined) return;
+        const resolve = this.#resolveRead;
+        if (resolve === undefined) return;
         this.#endRead();
         this.#flow();
-        reject(signal.reason);
+        resolve(Promise.reject(signal.reason as Error));
       };
       signal.addEventListener('abort', onAbort, { once: true });
       this.#unlistenRead = () => signal.removeEventListener('abort', onAbort);
     }
-    this.#wakeOnPiece = false;
+    this.#set(Flag.WakeOnPiece, false);
     this.pump();
     return promise;
   }
@@ -291,21 +331,19 @@ export class Receiver {
     const resolve = this.#resolveRead!;
     if (this.hasMessage) {
       const message = this.takeMessage();
-      this.#handedOver = true;
+      this.#set(Flag.HandedOver, true);
       this.#endRead();
       return resolve(message);
     }
-    const reject = this.#rejectRead!;
     const end = this.ending(true);
     // ending() may settle a held close, which delivers (and ends this read) itself.
     if (end === undefined || this.#resolveRead !== resolve) return;
     this.#endRead();
-    reject(end);
+    resolve(Promise.reject(end));
   }
 
   #endRead(): void {
     this.#resolveRead = undefined;
-    this.#rejectRead = undefined;
     this.#unlistenRead?.();
     this.#unlistenRead = undefined;
     this.#host.readDone();
@@ -324,19 +362,19 @@ export class Receiver {
 
   /** Once the close handshake began, messages nobody reads are dropped when the queue is full, so the peer's close frame is found. */
   discardWhenFull(): void {
-    this.#discardWhenFull = true;
+    this.#set(Flag.DiscardWhenFull, true);
     this.pump();
   }
 
   /** Runs the engine over the input while someone wants it and the bounds allow. */
   pump(): void {
-    if (this.#pumping) return;
-    if (this.#deferred) return this.#flow();
-    this.#pumping = true;
+    if (this.#is(Flag.Pumping)) return;
+    if (this.#is(Flag.Deferred)) return this.#flow();
+    this.#set(Flag.Pumping, true);
     try {
       this.#slice();
     } finally {
-      this.#pumping = false;
+      this.#set(Flag.Pumping, false);
     }
     this.#flow();
   }
@@ -344,17 +382,17 @@ export class Receiver {
   #slice(): void {
     const engine = this.#engine;
     let count = 0;
-    while (this.#eof || !this.#full()) {
+    while (this.#is(Flag.Eof) || !this.#full()) {
       const event = engine.next();
       if (event === undefined) break;
       this.#handle(event);
       // Check the clock now and then, and after any costly event.
       if ((++count & 31) === 0 || (event.kind === 'data' && event.data.length > 16384)) {
         const spent = count >= sliceEvents || performance.now() - this.#sliceStart > sliceMs;
-        if (spent && !this.#eof) return this.#defer();
+        if (spent && !this.#is(Flag.Eof)) return this.#defer();
       }
     }
-    if (!this.#eof || this.#end !== undefined) return;
+    if (!this.#is(Flag.Eof) || this.#end !== undefined) return;
     // The transport ended: a held-back close takes effect now, else the connection is lost.
     if (this.#pending !== undefined) this.settle();
     else this.finish(this.#host.lost());
@@ -368,14 +406,14 @@ export class Receiver {
   }
 
   #discarding(): boolean {
-    return this.#discardWhenFull && !this.reading;
+    return this.#is(Flag.DiscardWhenFull) && !this.reading;
   }
 
   #defer(): void {
-    this.#deferred = true;
+    this.#set(Flag.Deferred, true);
     setImmediate(() => {
-      this.#deferred = false;
-      this.#handedOver = false;
+      this.#set(Flag.Deferred, false);
+      this.#set(Flag.HandedOver, false);
       this.#sliceStart = performance.now();
       this.pump();
     });
@@ -395,7 +433,7 @@ export class Receiver {
         // is out, or when nobody reads, it takes effect at once (the messages stay readable).
         // A message the pump has just handed to a waiting read() counts as unread
         // until the application's code after that read has run.
-        if ((!this.hasPiece && !this.#handedOver) || !this.reading || this.#engine.closeSent) {
+        if ((!this.hasPiece && !this.#is(Flag.HandedOver)) || !this.reading || this.#engine.closeSent) {
           return this.#terminal(event);
         }
         this.#pending = event;
@@ -416,13 +454,14 @@ export class Receiver {
   #data(event: DataEvent): void {
     if (this.refuse) return this.#host.refused();
     if (event.start) {
-      this.#dropping = this.#discarding() && this.#bytes >= highWaterMark && !this.#readerWaits();
+      this.#set(Flag.Dropping, this.#discarding() && this.#bytes >= highWaterMark && !this.#readerWaits());
     }
-    if (this.#dropping) return;
-    this.#pieces.push(event);
+    if (this.#is(Flag.Dropping)) return;
+    if (this.#pieces === noPieces) this.#pieces = [event];
+    else this.#pieces.push(event);
     this.#bytes += event.data.length + pieceCost;
     if (event.fin) this.#complete++;
-    if (event.fin || this.#wakeOnPiece) this.#wakeReader();
+    if (event.fin || this.#is(Flag.WakeOnPiece)) this.#wakeReader();
   }
 
   #wakeReader(): void {
@@ -435,11 +474,11 @@ export class Receiver {
   /** Pauses the socket while the engine holds a full buffer of unparsed bytes; resumes it otherwise. */
   #flow(): void {
     const full = this.#engine.buffered >= highWaterMark;
-    if (full && !this.#paused) {
-      this.#paused = true;
+    if (full && !this.#is(Flag.Paused)) {
+      this.#set(Flag.Paused, true);
       this.#socket.pause();
-    } else if (!full && this.#paused) {
-      this.#paused = false;
+    } else if (!full && this.#is(Flag.Paused)) {
+      this.#set(Flag.Paused, false);
       this.#socket.resume();
     }
   }

@@ -17,6 +17,51 @@ const scratchIdleMs = 1000;
 
 const release = (sender: Sender): void => Sender.release(sender);
 
+/** A connection's reusable buffer for big frames (see `Sender.allocate()`). */
+class Scratch {
+  bytes: Uint8Array | undefined;
+  busy = false;
+  /** Counts the frames built in the buffer, so a late write callback frees only its own use. */
+  use = 0;
+  usedAt = 0;
+  sweep: NodeJS.Timeout | undefined;
+
+  /** A view of `size` bytes of the buffer, or a fresh buffer while the buffer is still being written. */
+  take(size: number): Uint8Array {
+    if (this.busy) return Buffer.allocUnsafe(size);
+    this.usedAt = performance.now();
+    if (this.bytes === undefined || this.bytes.length < size) {
+      this.bytes = Buffer.allocUnsafe(size);
+      this.sweepLater();
+    }
+    this.busy = true;
+    return this.bytes.subarray(0, size);
+  }
+
+  /** The socket is done with the frame of `use`. */
+  release(use: number): void {
+    if (use === this.use) this.busy = false;
+  }
+
+  /** Lets the buffer go once it was not used for `scratchIdleMs`. */
+  sweepLater(): void {
+    if (this.sweep !== undefined) return;
+    this.sweep = setTimeout(() => {
+      this.sweep = undefined;
+      if (performance.now() - this.usedAt < scratchIdleMs || this.busy) return this.sweepLater();
+      this.bytes = undefined;
+    }, scratchIdleMs);
+    this.sweep.unref();
+  }
+
+  /** Lets go of the buffer now (the socket is gone). */
+  drop(): void {
+    clearTimeout(this.sweep);
+    this.sweep = undefined;
+    this.bytes = undefined;
+  }
+}
+
 /** Writes frames to the socket and waits for 'drain'. */
 export class Sender {
   readonly #socket: Duplex;
@@ -95,11 +140,12 @@ export class Sender {
   /** Writes one encoded frame; returns false when the caller should wait for 'drain'. */
   transmit(bytes: Uint8Array): boolean {
     const socket = this.#socket;
-    if (bytes.buffer !== this.#scratch?.buffer) return socket.write(bytes);
-    const use = ++this.#scratchUse;
-    const room = socket.write(bytes, () => this.#release(use));
+    const scratch = this.#scratch;
+    if (scratch === undefined || bytes.buffer !== scratch.bytes?.buffer) return socket.write(bytes);
+    const use = ++scratch.use;
+    const room = socket.write(bytes, () => scratch.release(use));
     // Handed to the kernel at once (libuv's synchronous write): free for the next frame already.
-    if (socket.writableLength === 0) this.#release(use);
+    if (socket.writableLength === 0) scratch.release(use);
     return room;
   }
 
@@ -111,37 +157,13 @@ export class Sender {
    * the socket's write callback ran, and lets it go after a second without
    * big frames (idle connections hold none).
    */
-  readonly allocate = (size: number): Uint8Array => {
-    if (size < scratchMinimum || this.#scratchBusy) return Buffer.allocUnsafe(size);
-    this.#scratchUsedAt = performance.now();
-    if (this.#scratch === undefined || this.#scratch.length < size) {
-      this.#scratch = Buffer.allocUnsafe(size);
-      this.#sweepLater();
-    }
-    this.#scratchBusy = true;
-    return this.#scratch.subarray(0, size);
-  };
-
-  #scratch: Uint8Array | undefined;
-  #scratchBusy = false;
-  /** Counts the frames built in the scratch buffer, so a late write callback frees only its own use. */
-  #scratchUse = 0;
-  #scratchUsedAt = 0;
-  #sweep: NodeJS.Timeout | undefined;
-
-  #release(use: number): void {
-    if (use === this.#scratchUse) this.#scratchBusy = false;
+  allocate(size: number): Uint8Array {
+    if (size < scratchMinimum) return Buffer.allocUnsafe(size);
+    return (this.#scratch ??= new Scratch()).take(size);
   }
 
-  #sweepLater(): void {
-    if (this.#sweep !== undefined) return;
-    this.#sweep = setTimeout(() => {
-      this.#sweep = undefined;
-      if (performance.now() - this.#scratchUsedAt < scratchIdleMs || this.#scratchBusy) return this.#sweepLater();
-      this.#scratch = undefined;
-    }, scratchIdleMs);
-    this.#sweep.unref();
-  }
+  /** The reusable buffer's state, made with the first big frame. */
+  #scratch: Scratch | undefined;
 
   /** Resolves once the socket's buffer is under its high-water mark; rejects once the socket is gone or on abort. */
   drain(signal: AbortSignal | undefined): Promise<void> {
@@ -163,9 +185,7 @@ export class Sender {
   /** Fails every wait for 'drain', now and later, with the error `error` makes. */
   fail(error: () => Error): void {
     this.#gone ??= error;
-    clearTimeout(this.#sweep);
-    this.#sweep = undefined;
-    this.#scratch = undefined;
+    this.#scratch?.drop();
     const waiters = this.#waiters;
     this.#waiters = undefined;
     for (const wake of waiters ?? []) wake(error());

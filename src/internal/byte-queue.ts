@@ -1,9 +1,13 @@
+/** The empty list every idle queue shares; never written to. */
+const none: Uint8Array[] = [];
+
 /**
  * The bytes read from the socket and not yet parsed: a list of chunks that
  * hands out views instead of copies wherever it can.
  */
 export class ByteQueue {
-  #chunks: Uint8Array[] = [];
+  /** The shared `none` while empty, so an idle connection holds no array of its own. */
+  #chunks: Uint8Array[] = none;
   #length = 0;
 
   /** How many bytes are queued. */
@@ -13,7 +17,8 @@ export class ByteQueue {
 
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
+    if (this.#chunks === none) this.#chunks = [chunk];
+    else this.#chunks.push(chunk);
     this.#length += chunk.length;
   }
 
@@ -39,9 +44,15 @@ export class ByteQueue {
     return joined;
   }
 
+  /** Drops the first chunk; the last one gone, the queue lets go of its array. */
+  #dropFirst(): void {
+    if (this.#chunks.length === 1) this.#chunks = none;
+    else this.#chunks.shift();
+  }
+
   /** Drops everything queued. */
   clear(): void {
-    this.#chunks = [];
+    this.#chunks = none;
     this.#length = 0;
   }
 
@@ -55,7 +66,7 @@ export class ByteQueue {
         this.#length -= left;
         return;
       }
-      this.#chunks.shift();
+      this.#dropFirst();
       this.#length -= chunk.length;
       left -= chunk.length;
     }
@@ -66,7 +77,7 @@ export class ByteQueue {
     const chunk = this.#chunks[0];
     if (chunk === undefined) return new Uint8Array(0);
     if (chunk.length <= max) {
-      this.#chunks.shift();
+      this.#dropFirst();
       this.#length -= chunk.length;
       return chunk;
     }

@@ -118,7 +118,6 @@ export class Protocol {
   #remaining = 0;
   /** The frame's masking key, as a big-endian number (no typed array per connection). */
   #key = 0;
-  #masked = false;
   #keyOffset = 0;
 
   // The data message being received: its type (0 between messages), size and mode.
@@ -261,7 +260,7 @@ export class Protocol {
     if (head.length < headerLength) return false;
     if (masked) this.#key = readUint32(head, headerLength - 4);
     input.skip(headerLength);
-    this.#startFrame(b0, payloadLength, masked);
+    this.#startFrame(b0, payloadLength);
     return true;
   }
 
@@ -313,13 +312,13 @@ export class Protocol {
     if (size + payloadLength > limit) throw new MessageTooBigError(this.#limit);
   }
 
-  #startFrame(b0: number, payloadLength: number, masked: boolean): void {
+  /** A frame whose header passed every check starts; it is masked exactly when this end is the server (checked above). */
+  #startFrame(b0: number, payloadLength: number): void {
     const opcode = b0 & 0x0f;
     this.#stage = payloadStage;
     this.#fin = (b0 & 0x80) !== 0;
     this.#opcode = opcode;
     this.#remaining = payloadLength;
-    this.#masked = masked;
     this.#keyOffset = 0;
     if (opcode === Opcode.Text || opcode === Opcode.Binary) {
       this.#type = opcode;
@@ -339,7 +338,7 @@ export class Protocol {
       if (input.length === 0) return undefined;
       chunk = input.shift(this.#remaining);
       this.#remaining -= chunk.length;
-      if (this.#masked) this.#keyOffset = maskInPlace(chunk, keyBytes(this.#key), this.#keyOffset);
+      if (!this.client) this.#keyOffset = maskInPlace(chunk, keyBytes(this.#key), this.#keyOffset);
     }
     const frameDone = this.#remaining === 0;
     const last = this.#fin && frameDone;
@@ -370,7 +369,7 @@ export class Protocol {
     if (input.length < length) return undefined;
     // A copy: a control payload is at most 125 bytes and may be kept by the caller.
     const payload = length === 0 ? new Uint8Array(0) : input.take(length).slice();
-    if (this.#masked) maskInPlace(payload, keyBytes(this.#key));
+    if (!this.client) maskInPlace(payload, keyBytes(this.#key));
     this.#stage = headerStage;
     this.#remaining = 0;
     if (this.#opcode === Opcode.Ping) return { kind: 'ping', payload };
