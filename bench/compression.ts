@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchClient, Compression, ImplName } from './adapters/types.js';
 import type { ServerProcess } from './child.js';
-import { clientHeap, closeMany, openMany, parallelMap, pick, rateCell } from './common.js';
+import { clientHeap, closeMany, growthPerConnection, openMany, parallelMap, pick, rateCell, serverOpened } from './common.js';
 import { jsonCorpus } from './corpus.js';
 import type { Cell, Cells, Row, Runner, Table } from './runner.js';
 import type { Round, Sample, Window } from './timing.js';
@@ -31,6 +31,8 @@ const wireMessages = 500;
 const concurrentConnections = 64;
 /** Connections held open to measure memory. */
 const idleConnections = 500;
+/** Connections opened (and exercised) before the first memory sample. */
+const idleWarmup = 100;
 /** Messages each of those echoes (both ends send compressed) before it goes idle. */
 const idleMessages = 3;
 
@@ -221,25 +223,25 @@ async function modeRows(
  */
 async function idleRows(runner: Runner, corpus: Uint8Array[], compression: Compression, label: string): Promise<Row[]> {
   const mode = { kind: 'echo', compression } as const;
-  const perConn = (bytes: number): number => bytes / idleConnections;
   const cells = await runner.each(`${label}: idle memory × ${idleConnections}`, mode, async ({ connect, server }) => {
-    const before = await server.memory();
-    const clientBefore = clientHeap();
-    const clients = await openMany(connect, idleConnections, 32);
-    await parallelMap(clients, 32, async (client, i) => {
-      for (let k = 0; k < idleMessages; k++) await roundTrip(client, corpus[(i * idleMessages + k) % corpus.length] as Uint8Array);
+    const { perConn } = await growthPerConnection({
+      connect,
+      prepare: (clients) =>
+        parallelMap(clients, 32, async (client, i) => {
+          for (let k = 0; k < idleMessages; k++) await roundTrip(client, corpus[(i * idleMessages + k) % corpus.length] as Uint8Array);
+        }).then(() => undefined),
+      opened: (open) => serverOpened(server, open),
+      sample: async () => {
+        const { heapUsed, external, rss } = await server.memory();
+        return { server: heapUsed + external, rss, client: clientHeap() };
+      },
+      warmup: idleWarmup,
+      count: idleConnections,
     });
-    for (let waited = 0; (await server.stats()).open < idleConnections; waited += 20) {
-      if (waited > 10_000) throw new Error('the server did not see every connection open');
-      await sleep(20);
-    }
-    const after = await server.memory();
-    const clientAfter = clientHeap();
-    await closeMany(clients, 32);
     const raw = {
-      serverHeapExternalPerConn: perConn(after.heapUsed + after.external - before.heapUsed - before.external),
-      serverRssPerConn: perConn(after.rss - before.rss),
-      clientHeapExternalPerConn: perConn(clientAfter - clientBefore),
+      serverHeapExternalPerConn: perConn('server'),
+      serverRssPerConn: perConn('rss'),
+      clientHeapExternalPerConn: perConn('client'),
       connections: idleConnections,
       messagesEach: idleMessages,
     };

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchClient } from './adapters/types.js';
-import { clientHeap, closeMany, openMany, pick, rateCell } from './common.js';
+import { clientHeap, closeMany, growthPerConnection, openMany, pick, rateCell, serverOpened } from './common.js';
 import { compression } from './compression.js';
 import { stall } from './stall.js';
 import { broadcastScenario } from './broadcast.js';
@@ -170,25 +170,29 @@ function downstream(runner: Runner, size: number) {
   );
 }
 
-/** Scenario 4: memory held per idle connection, server and client side. */
+/**
+ * Scenario 4: memory held per idle connection, server and client side: the
+ * growth from `warmup` to `warmup + connections` open connections (see
+ * `growthPerConnection`).
+ */
 export async function idleMemory(runner: Runner, connections = 1000): Promise<Table> {
-  const perConn = (bytes: number): number => bytes / connections;
+  const warmup = Math.round(connections / 5);
   const cells = await runner.each(`idle memory × ${connections}`, { kind: 'echo' }, async ({ connect, server }) => {
-    const before = await server.memory();
-    const clientBefore = clientHeap();
-    const clients = await openMany(connect, connections, 32);
-    for (let waited = 0; (await server.stats()).open < connections; waited += 20) {
-      if (waited > 10_000) throw new Error('the server did not see every connection open');
-      await sleep(20);
-    }
-    const after = await server.memory();
-    const clientDelta = clientHeap() - clientBefore;
-    await closeMany(clients, 32);
+    const { perConn } = await growthPerConnection({
+      connect,
+      opened: (open) => serverOpened(server, open),
+      sample: async () => {
+        const { heapUsed, external, rss } = await server.memory();
+        return { heapUsed, external, rss, client: clientHeap() };
+      },
+      warmup,
+      count: connections,
+    });
     const raw = {
-      heapPerConn: perConn(after.heapUsed - before.heapUsed),
-      externalPerConn: perConn(after.external - before.external),
-      rssPerConn: perConn(after.rss - before.rss),
-      clientHeapExternalPerConn: perConn(clientDelta),
+      heapPerConn: perConn('heapUsed'),
+      externalPerConn: perConn('external'),
+      rssPerConn: perConn('rss'),
+      clientHeapExternalPerConn: perConn('client'),
     };
     return { value: raw.heapPerConn + raw.externalPerConn, raw };
   });
@@ -197,7 +201,7 @@ export async function idleMemory(runner: Runner, connections = 1000): Promise<Ta
     { label: 'server RSS', unit: 'B/conn', lowerIsBetter: true, cells: pick(cells, 'rssPerConn') },
     { label: 'client heap+external', unit: 'B/conn', lowerIsBetter: true, cells: pick(cells, 'clientHeapExternalPerConn') },
   ];
-  return { id: 'memory', title: `4. Idle memory per connection (${connections} open, after GC)`, rows };
+  return { id: 'memory', title: `4. Idle memory per connection (${warmup} → ${warmup + connections} open, after GC)`, rows };
 }
 
 /** Scenario 5: connect + close, sequential and 16 at a time; then each end alone against `ws`. */

@@ -8,14 +8,21 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { accept } from '../../src/accept.js';
-import { broadcast } from '../../src/broadcast.js';
-import { closeStatus, StatusCode } from '../../src/close.js';
-import type { CompressionMode } from '../../src/compress.js';
-import { MessageType, type Conn } from '../../src/conn.js';
-import { dial } from '../../src/dial.js';
-import type { ConnOptions } from '../../src/options.js';
-import { PreparedMessage } from '../../src/protocol/prepared.js';
+// The published build, as users run it: the package's own name resolves to
+// dist/ through its "exports". tsx's transform of src/ would add a
+// keepNames property array to every named closure and skew both memory and speed.
+import {
+  accept,
+  broadcast,
+  closeStatus,
+  dial,
+  MessageType,
+  PreparedMessage,
+  StatusCode,
+  type CompressionMode,
+  type Conn,
+  type ConnOptions,
+} from 'wsconn';
 import { pacer } from './pacer.js';
 import type { Adapter, BenchClient, BenchServer, Compression, ServerCounters, ServerMode } from './types.js';
 import { checkExtensions, maxMessageSize } from './types.js';
@@ -47,36 +54,32 @@ class Room extends Set<Conn> {
   }
 }
 
-/** Runs one server connection in the given mode until it ends. */
-async function run(conn: Conn, mode: ServerMode, counters: ServerCounters, room: Room | undefined): Promise<void> {
-  if (room !== undefined) {
-    room.join(conn);
-    try {
-      for (;;) await conn.read();
-    } finally {
-      room.delete(conn);
-    }
-  } else if (mode.kind === 'source') {
-    const payload = new Uint8Array(mode.size).fill(0x5a);
-    conn.closeRead();
-    for (;;) await conn.write(MessageType.Binary, payload);
-  } else {
-    for (;;) {
-      const { type, data } = await conn.read();
-      counters.messagesIn++;
-      counters.bytesIn += data.length;
-      if (mode.kind === 'echo') await conn.write(type, data);
-    }
-  }
-}
-
-/** Serves one accepted connection until it ends, counting how it ended. */
+/**
+ * Serves one accepted connection in the given mode until it ends, counting
+ * how it ended. One async function per connection, as an application's
+ * handler would be: each further suspended async frame under it would add
+ * a few hundred bytes to every idle connection's memory.
+ */
 async function serve(conn: Conn, mode: ServerMode, counters: ServerCounters, room: Room | undefined): Promise<void> {
   counters.open++;
   counters.accepted++;
   try {
     checkExtensions('wsconn server', mode.compression ?? 'off', conn.extensions);
-    await run(conn, mode, counters, room);
+    if (room !== undefined) {
+      room.join(conn);
+      for (;;) await conn.read();
+    } else if (mode.kind === 'source') {
+      const payload = new Uint8Array(mode.size).fill(0x5a);
+      conn.closeRead();
+      for (;;) await conn.write(MessageType.Binary, payload);
+    } else {
+      for (;;) {
+        const { type, data } = await conn.read();
+        counters.messagesIn++;
+        counters.bytesIn += data.length;
+        if (mode.kind === 'echo') await conn.write(type, data);
+      }
+    }
   } catch (err) {
     const code = closeStatus(err);
     if (code !== StatusCode.NormalClosure && code !== StatusCode.GoingAway) {
@@ -84,6 +87,7 @@ async function serve(conn: Conn, mode: ServerMode, counters: ServerCounters, roo
       counters.lastError = String(err);
     }
   } finally {
+    room?.delete(conn);
     counters.open--;
     conn.closeNow();
   }
