@@ -29,9 +29,29 @@ export async function parallelMap<T, U>(
   return out;
 }
 
-/** Opens `count` connections, `parallel` at a time. */
-export function openMany(connect: () => Promise<BenchClient>, count: number, parallel: number): Promise<BenchClient[]> {
-  return parallelMap(Array.from({ length: count }), parallel, connect);
+/**
+ * Opens `count` connections, `parallel` at a time. If one fails, no more
+ * are started; once those in flight have settled, the ones that opened are
+ * closed and the first error is thrown, so nothing is left open.
+ */
+export async function openMany(connect: () => Promise<BenchClient>, count: number, parallel: number): Promise<BenchClient[]> {
+  const opened: BenchClient[] = [];
+  let failure: { error: unknown } | undefined;
+  let started = 0;
+  const lane = async (): Promise<void> => {
+    while (started < count && failure === undefined) {
+      started++;
+      try {
+        opened.push(await connect());
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, count) }, lane));
+  if (failure === undefined) return opened;
+  await closeMany(opened, parallel).catch(() => {});
+  throw failure.error;
 }
 
 /** Closes every client, `parallel` at a time. */
@@ -63,6 +83,7 @@ export async function growthPerConnection<M extends Record<string, number>>(opti
   const warm = await openMany(connect, warmup, 32);
   let clients: BenchClient[] = [];
   try {
+    // openMany() closes what it opened when it fails; these close the rest.
     await prepare?.(warm);
     await opened(warmup);
     const before = await sample();

@@ -5,7 +5,6 @@
  * message, and memory per idle compressed connection. See bench/README.md.
  * @module
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchClient, Compression, ImplName } from './adapters/types.js';
 import type { ServerProcess } from './child.js';
 import { clientHeap, closeMany, growthPerConnection, openMany, parallelMap, pick, rateCell, serverOpened } from './common.js';

@@ -69,7 +69,8 @@ export interface ConnOptions {
   readLimit?: number;
   /**
    * Called with the payload of each ping received. Return `false` to send
-   * no pong for it.
+   * no pong for it. Both hooks are looked up when the connection is made:
+   * set them before `accept()` or `dial()`.
    */
   onPingReceived?: (payload: Uint8Array) => boolean | void;
   /** Called with the payload of each pong received. */

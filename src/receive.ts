@@ -250,6 +250,8 @@ export class Receiver {
   }
 
   #shift(): DataEvent {
+    // Never write into the shared empty queue (callers check first; this keeps a slip local).
+    if (this.#head >= this.#pieces.length) throw new Error('wsconn internal error: the receive queue is empty');
     const piece = this.#pieces[this.#head]!;
     this.#pieces[this.#head++] = undefined!;
     if (this.#head === this.#pieces.length) {
