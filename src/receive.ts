@@ -107,7 +107,7 @@ export class Receiver {
 
   /** Data messages are refused (closeRead(); see `startRefusing()`). */
   get refuse(): boolean {
-    return (this.#flags & Flag.Refuse) !== 0;
+    return this.#is(Flag.Refuse);
   }
 
   set refuse(on: boolean) {
@@ -116,7 +116,7 @@ export class Receiver {
 
   /** The application reads this connection (it has called a read at least once). */
   get reading(): boolean {
-    return (this.#flags & Flag.Reading) !== 0;
+    return this.#is(Flag.Reading);
   }
 
   set reading(on: boolean) {
