@@ -165,9 +165,10 @@ export class Conn {
       this.conn.#sender.transmit(bytes);
     }
 
-    endCalls(error: Error): void {
-      const closing = error instanceof ClosedError ? error : new ClosedError('the connection is closing', { cause: error });
-      this.conn.#writeLock.fail(() => closing);
+    endCalls(cause: Error | undefined): void {
+      this.conn.#writeLock.fail(() =>
+        cause instanceof ClosedError ? cause : new ClosedError('the connection is closing', cause === undefined ? undefined : { cause }),
+      );
     }
 
     released(error: Error): void {

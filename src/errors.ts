@@ -8,7 +8,10 @@
  * The peer closed the connection with a close frame. `code` is the status code
  * it sent (1005 when its frame had none) and `reason` its UTF-8 reason.
  *
- * Reads reject with this once the peer's close frame has arrived.
+ * Reads reject with this once the peer's close frame has arrived. When
+ * wsconn makes it for a received close frame it carries no stack trace: it
+ * reports what the peer sent, not a place in your code, and capturing one
+ * cost about 5 µs on every close.
  * @see RFC 6455 §7.1.5
  */
 export class CloseError extends Error {

@@ -38,6 +38,8 @@ export interface ConnInit {
 export interface Transport {
   readonly writable: boolean;
   end(): unknown;
+  /** True once `end()` was called (Node's streams have it): it is not called again. */
+  readonly writableEnded?: boolean;
   destroy(): unknown;
   /** Why the transport ended without a close frame, when it knows (an HTTP/2 stream's reset code). */
   failure?(): Error | undefined;

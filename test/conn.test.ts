@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { Socket } from 'node:net';
 import { after, afterEach, describe, it } from 'node:test';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { closeStatus } from '../src/close.js';
@@ -702,6 +703,39 @@ for (const setup of setups) {
         assert.equal(err.reason, 'bye');
         assert.deepEqual(await within(peer.closed, settleMs, 'peer.closed'), { code: 1000, reason: 'bye', wasClean: true });
       });
+
+      it('the CloseError a read ends with carries no stack trace, only its message', { timeout: 5000 }, async () => {
+        const limit = Error.stackTraceLimit;
+        const { local, peer } = await setup.open();
+        const peerRead = rejection(peer.read());
+        await within(local.close(1000, 'bye'), settleMs, 'close()');
+        const err = await peerRead;
+        assert.ok(err instanceof CloseError, `got ${String(err)}`);
+        assert.equal(err.stack, `CloseError: ${err.message}`);
+        assert.equal(Error.stackTraceLimit, limit, 'the global limit is restored');
+      });
+
+      if (transport === 'loopback') {
+        it('each end ends its TCP socket once, also when the peer’s FIN follows its close frame', { timeout: 5000 }, async () => {
+          const ends = new Map<object, number>();
+          const end = Socket.prototype.end;
+          Socket.prototype.end = function (this: Socket, ...args: unknown[]) {
+            ends.set(this, (ends.get(this) ?? 0) + 1);
+            return (end as (...a: unknown[]) => Socket).apply(this, args);
+          } as typeof end;
+          try {
+            const { local, peer } = await setup.open();
+            const peerRead = rejection(peer.read());
+            await within(local.close(1000), settleMs, 'close()');
+            await peerRead;
+            await within(peer.closed, settleMs, 'peer.closed');
+          } finally {
+            Socket.prototype.end = end;
+          }
+          assert.ok(ends.size >= 2, `saw ${ends.size} sockets ended`);
+          for (const count of ends.values()) assert.equal(count, 1, 'a socket was ended more than once');
+        });
+      }
 
       it('close() is idempotent: later calls return the same promise', { timeout: 5000 }, async () => {
         const { local, peer } = await setup.open();
