@@ -7,7 +7,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { getGlobalDispatcher, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { clientOffer, CompressionMode } from './compress.js';
 import type { Conn, ConnOptions } from './conn.js';
 import { checkConnOptions } from './options.js';
@@ -45,8 +45,9 @@ export interface DialOptions extends ConnOptions {
   /**
    * The undici dispatcher to send the request through (a proxy agent, TLS
    * settings, a mock). Without one, dial uses the global dispatcher if the
-   * application installed one with `setGlobalDispatcher()`, and otherwise
-   * opens the connection itself (see {@link dial}).
+   * application installed one with `setGlobalDispatcher()` that is not a
+   * plain `Agent`, and otherwise opens the connection itself (see
+   * {@link dial}). An `Agent` with options of its own must be passed here.
    */
   dispatcher?: Dispatcher;
   /**
@@ -105,10 +106,13 @@ const maxTimerDelay = 2 ** 31 - 1;
 const schemes = new Set(['ws:', 'wss:', 'http:', 'https:']);
 
 /**
- * The global dispatcher as it was when this module loaded: undici's own
- * default `Agent` unless the application had installed another by then.
+ * Where undici keeps the global dispatcher: undici's `setGlobalDispatcher()`
+ * and `getGlobalDispatcher()` and Node's built-in `fetch()` share this slot
+ * on `globalThis`. dial only reads it, so importing
+ * wsconn neither loads undici (about 5 MB of heap that a server which only
+ * accepts would carry) nor installs a dispatcher.
  */
-const initialGlobalDispatcher = getGlobalDispatcher();
+const globalDispatcherSlot = Symbol.for('undici.globalDispatcher.1');
 
 /** Request headers that dial writes itself, or that would break the upgrade. */
 const reservedHeaders = new Set([
@@ -130,12 +134,17 @@ const reservedHeaders = new Set([
  * `https:`) and resolves once the server has accepted it.
  *
  * The upgrade request goes through an undici `Dispatcher` when
- * `opts.dispatcher` is given or the application installed a global one
- * with undici's `setGlobalDispatcher()` (so proxies, TLS settings and mocks
- * configured there apply). Otherwise, when the global dispatcher is still
- * undici's default `Agent`, dial opens the TCP or TLS connection itself and
- * writes the same request: no undici pool or request objects, about half
- * the client CPU per handshake. The two paths fail alike. The server's `101` response is checked
+ * `opts.dispatcher` is given, or when the application installed a global
+ * one with undici's `setGlobalDispatcher()` that is not a plain `Agent` (a
+ * `ProxyAgent`, `EnvHttpProxyAgent`, `MockAgent`, an `Agent` composed with
+ * interceptors, a custom dispatcher), so what is configured there applies. Otherwise
+ * (no global dispatcher, or a plain `Agent` such as the default one that
+ * importing undici or calling `fetch()` installs) dial opens the TCP or TLS
+ * connection itself and writes the same request: no undici pool or request
+ * objects, about half the client CPU per handshake. Importing wsconn does
+ * not load undici. An `Agent` made with options (TLS settings, say) applies
+ * only when passed as `opts.dispatcher`; `opts.tls` configures dial's own
+ * connection. The two paths fail alike. The server's `101` response is checked
  * as RFC 6455 §4.1 requires: `Upgrade: websocket`, `Connection: Upgrade`,
  * the `Sec-WebSocket-Accept` that matches our key, a subprotocol we offered
  * (or none) and no extensions. Bytes the server sent right after its
@@ -217,14 +226,20 @@ function chooseStart(request: UpgradeRequest, opts: DialOptions): (attempt: Atte
 }
 
 /**
- * The global dispatcher if the application configured one: anything but
- * the plain undici `Agent` that was global when this module loaded.
+ * The global dispatcher, unless the slot is empty or holds a plain undici
+ * `Agent`. A plain `Agent` is what undici installs when it is first
+ * imported and what `fetch()` installs on its first call; dial's own
+ * connection does the same job with about half the CPU. Any other
+ * dispatcher (a `ProxyAgent`, a `MockAgent`, an `Agent` composed with
+ * interceptors, a custom one) is one the application chose, and is used.
  */
 function configuredGlobalDispatcher(): Dispatcher | undefined {
-  const global = getGlobalDispatcher();
-  // Node's bundled undici (installed by a fetch() before undici loaded) has its own Agent class.
-  const plainAgent = global.constructor.name === 'Agent';
-  return global === initialGlobalDispatcher && plainAgent ? undefined : global;
+  const global = (globalThis as Record<symbol, Dispatcher | undefined>)[globalDispatcherSlot];
+  if (global === undefined) return undefined;
+  // By class name: npm's undici and the one bundled in Node have Agent classes of their own.
+  // compose() returns a Proxy of the Agent whose dispatch is the interceptors' chain.
+  const plainAgent = global.constructor?.name === 'Agent' && global.dispatch === Object.getPrototypeOf(global)?.dispatch;
+  return plainAgent ? undefined : global;
 }
 
 /** Starts the handshake and settles with the Conn or the failure, whichever comes first; cleans up after itself. */

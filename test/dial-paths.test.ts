@@ -280,29 +280,99 @@ describe('dial paths: which one is taken', { timeout: 30_000 }, () => {
     assert.equal(counting.count, 1);
   });
 
+  /** Counts the dispatches of `watched` while `body` runs (patched on the prototype, so it stays a plain Agent). */
+  async function countingAgentDispatches(watched: Dispatcher, body: () => Promise<void>): Promise<number> {
+    const proto = Object.getPrototypeOf(Agent.prototype) as { dispatch: Dispatcher['dispatch'] };
+    const own = Object.getOwnPropertyDescriptor(Agent.prototype, 'dispatch');
+    const inherited = proto.dispatch;
+    let count = 0;
+    Agent.prototype.dispatch = function (this: Agent, ...args: Parameters<Dispatcher['dispatch']>) {
+      if (this === watched) count++;
+      return inherited.apply(this, args);
+    };
+    try {
+      await body();
+    } finally {
+      if (own === undefined) delete (Agent.prototype as { dispatch?: unknown }).dispatch;
+      else Object.defineProperty(Agent.prototype, 'dispatch', own);
+    }
+    return count;
+  }
+
+  async function dialAndDrop(path: string): Promise<void> {
+    const conn = await dial(rawUrl(path));
+    conn.closeNow();
+    await conn.closed;
+  }
+
   it('a global dispatcher the application installed is used; undici\'s default one is not', { timeout: 5000 }, async () => {
     const path = route((req, socket) => socket.write(switching(req)));
     const original = getGlobalDispatcher();
-    const originalDispatch = original.dispatch;
-    let defaultUsed = 0;
-    original.dispatch = function (this: Dispatcher, ...args: Parameters<Dispatcher['dispatch']>) {
-      defaultUsed++;
-      return originalDispatch.apply(this, args);
-    };
     const counting = new Counting();
-    try {
-      const direct = await dial(rawUrl(path));
-      direct.closeNow();
-      await direct.closed;
-      setGlobalDispatcher(counting);
-      const viaGlobal = await dial(rawUrl(path));
-      viaGlobal.closeNow();
-      await viaGlobal.closed;
-    } finally {
-      setGlobalDispatcher(original);
-      delete (original as { dispatch?: unknown }).dispatch;
-    }
+    const defaultUsed = await countingAgentDispatches(original, async () => {
+      try {
+        await dialAndDrop(path);
+        setGlobalDispatcher(counting);
+        await dialAndDrop(path);
+      } finally {
+        setGlobalDispatcher(original);
+      }
+    });
     assert.equal(defaultUsed, 0, 'the default Agent was not asked');
     assert.equal(counting.count, 1, 'the installed global dispatcher was asked');
+  });
+
+  it('a plain Agent installed globally is bypassed whenever it was made; one composed with an interceptor is used', { timeout: 5000 }, async () => {
+    const path = route((req, socket) => socket.write(switching(req)));
+    const original = getGlobalDispatcher();
+    const plain = new Agent();
+    let intercepted = 0;
+    const composed = agent.compose((dispatch) => (options, handler) => {
+      intercepted++;
+      return dispatch(options, handler);
+    });
+    const plainUsed = await countingAgentDispatches(plain, async () => {
+      try {
+        setGlobalDispatcher(plain);
+        await dialAndDrop(path);
+      } finally {
+        setGlobalDispatcher(original);
+      }
+    });
+    try {
+      setGlobalDispatcher(composed);
+      await dialAndDrop(path);
+    } finally {
+      setGlobalDispatcher(original);
+      await plain.close();
+    }
+    assert.equal(plainUsed, 0, 'the plain Agent was not asked');
+    assert.equal(intercepted, 1, "the composed Agent's interceptor saw the upgrade");
+  });
+
+  it('importing wsconn does not load undici; dial() does not install its Agent', { timeout: 15_000 }, async () => {
+    const path = route((req, socket) => socket.write(switching(req)));
+    // npm's undici installs its default Agent in this slot as soon as it loads. (dial's use of
+    // the global Headers makes Node load its bundled fetch, whose own default Agent may take the slot.)
+    const script = `
+      const slot = Symbol.for('undici.globalDispatcher.1');
+      const { dial } = await import(${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)});
+      const afterImport = globalThis[slot] === undefined;
+      const conn = await dial('${rawUrl(path)}');
+      conn.closeNow();
+      await conn.closed;
+      const installed = globalThis[slot];
+      const { Agent } = await import('undici');
+      console.log(JSON.stringify({ afterImport, npmAgentAfterDial: installed instanceof Agent }));
+    `;
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script],
+        { cwd: new URL('..', import.meta.url), timeout: 10_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+      );
+    });
+    assert.deepEqual(JSON.parse(output.trim()), { afterImport: true, npmAgentAfterDial: false });
   });
 });
