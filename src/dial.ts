@@ -45,9 +45,10 @@ export interface DialOptions extends ConnOptions {
   /**
    * The undici dispatcher to send the request through (a proxy agent, TLS
    * settings, a mock). Without one, dial uses the global dispatcher if the
-   * application installed one with `setGlobalDispatcher()` that is not a
-   * plain `Agent`, and otherwise opens the connection itself (see
-   * {@link dial}). An `Agent` with options of its own must be passed here.
+   * application installed one with `setGlobalDispatcher()` that is not an
+   * `Agent` (one composed with interceptors is used), and otherwise opens
+   * the connection itself (see {@link dial}). A global `Agent`, with or
+   * without options, is bypassed: pass it here to use it.
    */
   dispatcher?: Dispatcher;
   /**
@@ -106,13 +107,15 @@ const maxTimerDelay = 2 ** 31 - 1;
 const schemes = new Set(['ws:', 'wss:', 'http:', 'https:']);
 
 /**
- * Where undici keeps the global dispatcher: undici's `setGlobalDispatcher()`
- * and `getGlobalDispatcher()` and Node's built-in `fetch()` share this slot
- * on `globalThis`. dial only reads it, so importing
- * wsconn neither loads undici (about 5 MB of heap that a server which only
- * accepts would carry) nor installs a dispatcher.
+ * Where undici keeps the global dispatcher, on `globalThis`: the slot that
+ * undici 6 and 7 and Node's built-in `fetch()` read and write (undici 7
+ * writes the same dispatcher to both slots), and the one undici 8 keeps its
+ * own in, leaving in the first a `Dispatcher1Wrapper` for older readers.
+ * dial only reads them, so importing wsconn neither loads undici (about
+ * 5 MB of heap that a server which only accepts would carry) nor installs
+ * a dispatcher.
  */
-const globalDispatcherSlot = Symbol.for('undici.globalDispatcher.1');
+const globalDispatcherSlots = [Symbol.for('undici.globalDispatcher.1'), Symbol.for('undici.globalDispatcher.2')] as const;
 
 /** Request headers that dial writes itself, or that would break the upgrade. */
 const reservedHeaders = new Set([
@@ -135,16 +138,19 @@ const reservedHeaders = new Set([
  *
  * The upgrade request goes through an undici `Dispatcher` when
  * `opts.dispatcher` is given, or when the application installed a global
- * one with undici's `setGlobalDispatcher()` that is not a plain `Agent` (a
+ * one with undici's `setGlobalDispatcher()` that is not an `Agent` (a
  * `ProxyAgent`, `EnvHttpProxyAgent`, `MockAgent`, an `Agent` composed with
  * interceptors, a custom dispatcher), so what is configured there applies. Otherwise
- * (no global dispatcher, or a plain `Agent` such as the default one that
+ * (no global dispatcher, or an `Agent` such as the default one that
  * importing undici or calling `fetch()` installs) dial opens the TCP or TLS
  * connection itself and writes the same request: no undici pool or request
  * objects, about half the client CPU per handshake. Importing wsconn does
- * not load undici. An `Agent` made with options (TLS settings, say) applies
- * only when passed as `opts.dispatcher`; `opts.tls` configures dial's own
- * connection. The two paths fail alike. The server's `101` response is checked
+ * not load undici, and a successful dial does not install a global
+ * dispatcher. An `Agent` made with options (TLS settings, say) applies only
+ * when passed as `opts.dispatcher`; `opts.tls` configures dial's own
+ * connection. A refused handshake's `HandshakeError.headers` is a global
+ * `Headers`, which makes Node load its fetch implementation; that installs
+ * Node's default `Agent` as the global dispatcher. The two paths fail alike. The server's `101` response is checked
  * as RFC 6455 §4.1 requires: `Upgrade: websocket`, `Connection: Upgrade`,
  * the `Sec-WebSocket-Accept` that matches our key, a subprotocol we offered
  * (or none) and no extensions. Bytes the server sent right after its
@@ -226,20 +232,23 @@ function chooseStart(request: UpgradeRequest, opts: DialOptions): (attempt: Atte
 }
 
 /**
- * The global dispatcher, unless the slot is empty or holds a plain undici
- * `Agent`. A plain `Agent` is what undici installs when it is first
- * imported and what `fetch()` installs on its first call; dial's own
+ * The global dispatcher (undici 8's own when the first slot holds its
+ * wrapper), unless none is installed or it is a plain undici `Agent`, with
+ * or without options. A plain `Agent` is what undici installs when it is
+ * first imported and what `fetch()` installs on its first call; dial's own
  * connection does the same job with about half the CPU. Any other
  * dispatcher (a `ProxyAgent`, a `MockAgent`, an `Agent` composed with
  * interceptors, a custom one) is one the application chose, and is used.
  */
 function configuredGlobalDispatcher(): Dispatcher | undefined {
-  const global = (globalThis as Record<symbol, Dispatcher | undefined>)[globalDispatcherSlot];
-  if (global === undefined) return undefined;
+  const slots = globalThis as Record<symbol, Dispatcher | undefined>;
+  let installed = slots[globalDispatcherSlots[0]];
+  if (installed === undefined || installed.constructor?.name === 'Dispatcher1Wrapper') installed = slots[globalDispatcherSlots[1]];
+  if (installed === undefined) return undefined;
   // By class name: npm's undici and the one bundled in Node have Agent classes of their own.
   // compose() returns a Proxy of the Agent whose dispatch is the interceptors' chain.
-  const plainAgent = global.constructor?.name === 'Agent' && global.dispatch === Object.getPrototypeOf(global)?.dispatch;
-  return plainAgent ? undefined : global;
+  const plainAgent = installed.constructor?.name === 'Agent' && installed.dispatch === Object.getPrototypeOf(installed)?.dispatch;
+  return plainAgent ? undefined : installed;
 }
 
 /** Starts the handshake and settles with the Conn or the failure, whichever comes first; cleans up after itself. */
@@ -324,11 +333,11 @@ function requestHeaders(
   subprotocols: readonly string[],
   compression: CompressionMode,
 ): Array<[string, string]> {
-  const headers = new Headers(opts.headers);
+  const headers = givenHeaders(opts.headers);
   for (const name of headers.keys()) {
     if (reservedHeaders.has(name)) throw new TypeError(`dial: the ${name} header is set by dial and cannot be given`);
   }
-  if (opts.host !== undefined) headers.set('host', opts.host);
+  if (opts.host !== undefined) headers.set('host', checkedValue('host', opts.host));
   if ((target.username !== '' || target.password !== '') && !headers.has('authorization')) {
     const credentials = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
     headers.set('authorization', `Basic ${Buffer.from(credentials).toString('base64')}`);
@@ -341,3 +350,51 @@ function requestHeaders(
   return [...headers];
 }
 
+/**
+ * The application's headers as `new Headers(init)` would hold them (lower-case
+ * names, values without surrounding whitespace, a repeated name's values
+ * joined with ", "), checked the same way. Done here because the global
+ * `Headers` makes Node load its fetch implementation, which installs its own
+ * default Agent as undici's global dispatcher.
+ */
+function givenHeaders(init: DialOptions['headers']): Map<string, string> {
+  const headers = new Map<string, string>();
+  if (init === undefined || init === null) return headers;
+  if (typeof init !== 'object') throw new TypeError('dial: headers must be an object, a Headers or [name, value] pairs');
+  const pairs: Iterable<unknown> = Symbol.iterator in init ? (init as Iterable<unknown>) : Object.entries(init);
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError('dial: each header must be a [name, value] pair');
+    const name = String(pair[0]);
+    // RFC 9110 §5.1: a field name is a token.
+    if (!isToken(name)) throw new TypeError(`dial: header name ${JSON.stringify(name)} is not an HTTP token (RFC 9110 §5.1)`);
+    const lower = name.toLowerCase();
+    const value = checkedValue(lower, String(pair[1]));
+    const earlier = headers.get(lower);
+    headers.set(lower, earlier === undefined ? value : `${earlier}, ${value}`);
+  }
+  return headers;
+}
+
+/**
+ * `value` without leading and trailing whitespace (space, tab, CR, LF, as
+ * the Fetch standard normalizes); throws TypeError if what remains has a
+ * NUL, CR or LF (RFC 9110 §5.5: no header injection) or a character above
+ * U+00FF (the request is written as Latin-1 bytes).
+ */
+function checkedValue(name: string, value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isHttpSpace(value.charCodeAt(start))) start++;
+  while (end > start && isHttpSpace(value.charCodeAt(end - 1))) end--;
+  for (let i = start; i < end; i++) {
+    const code = value.charCodeAt(i);
+    if (code === 0 || code === 0x0a || code === 0x0d || code > 0xff) {
+      throw new TypeError(`dial: the value of header ${name} has a NUL, CR, LF or a character above U+00FF`);
+    }
+  }
+  return value.slice(start, end);
+}
+
+function isHttpSpace(code: number): boolean {
+  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+}

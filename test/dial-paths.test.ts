@@ -282,9 +282,8 @@ describe('dial paths: which one is taken', { timeout: 30_000 }, () => {
 
   /** Counts the dispatches of `watched` while `body` runs (patched on the prototype, so it stays a plain Agent). */
   async function countingAgentDispatches(watched: Dispatcher, body: () => Promise<void>): Promise<number> {
-    const proto = Object.getPrototypeOf(Agent.prototype) as { dispatch: Dispatcher['dispatch'] };
     const own = Object.getOwnPropertyDescriptor(Agent.prototype, 'dispatch');
-    const inherited = proto.dispatch;
+    const inherited = Agent.prototype.dispatch;
     let count = 0;
     Agent.prototype.dispatch = function (this: Agent, ...args: Parameters<Dispatcher['dispatch']>) {
       if (this === watched) count++;
@@ -308,6 +307,7 @@ describe('dial paths: which one is taken', { timeout: 30_000 }, () => {
   it('a global dispatcher the application installed is used; undici\'s default one is not', { timeout: 5000 }, async () => {
     const path = route((req, socket) => socket.write(switching(req)));
     const original = getGlobalDispatcher();
+    assert.ok(original instanceof Agent, "undici's default global dispatcher is an npm undici Agent here");
     const counting = new Counting();
     const defaultUsed = await countingAgentDispatches(original, async () => {
       try {
@@ -331,39 +331,75 @@ describe('dial paths: which one is taken', { timeout: 30_000 }, () => {
       intercepted++;
       return dispatch(options, handler);
     });
-    const plainUsed = await countingAgentDispatches(plain, async () => {
+    let plainUsed: number;
+    try {
+      plainUsed = await countingAgentDispatches(plain, async () => {
+        try {
+          setGlobalDispatcher(plain);
+          await dialAndDrop(path);
+        } finally {
+          setGlobalDispatcher(original);
+        }
+      });
       try {
-        setGlobalDispatcher(plain);
+        setGlobalDispatcher(composed);
         await dialAndDrop(path);
       } finally {
         setGlobalDispatcher(original);
       }
-    });
-    try {
-      setGlobalDispatcher(composed);
-      await dialAndDrop(path);
     } finally {
-      setGlobalDispatcher(original);
       await plain.close();
     }
     assert.equal(plainUsed, 0, 'the plain Agent was not asked');
     assert.equal(intercepted, 1, "the composed Agent's interceptor saw the upgrade");
   });
 
-  it('importing wsconn does not load undici; dial() does not install its Agent', { timeout: 15_000 }, async () => {
+  it("undici 8's layout (its wrapper in the first slot): the dispatcher in the second slot decides", { timeout: 5000 }, async () => {
     const path = route((req, socket) => socket.write(switching(req)));
-    // npm's undici installs its default Agent in this slot as soon as it loads. (dial's use of
-    // the global Headers makes Node load its bundled fetch, whose own default Agent may take the slot.)
+    const slots = globalThis as unknown as Record<symbol, unknown>;
+    const [legacy, current] = [Symbol.for('undici.globalDispatcher.1'), Symbol.for('undici.globalDispatcher.2')];
+    const saved = [slots[legacy], slots[current]];
+    /** Stands in for undici 8's wrapper of its own dispatcher for undici 6 and 7 readers. */
+    class Dispatcher1Wrapper extends Counting {}
+    const wrapper = new Dispatcher1Wrapper();
+    const counting = new Counting();
+    const plain = new Agent();
+    try {
+      slots[legacy] = wrapper;
+      slots[current] = counting;
+      await dialAndDrop(path);
+      slots[current] = plain;
+      const plainUsed = await countingAgentDispatches(plain, () => dialAndDrop(path));
+      assert.equal(plainUsed, 0, 'a plain Agent in the second slot is bypassed');
+    } finally {
+      [slots[legacy], slots[current]] = saved;
+      await plain.close();
+    }
+    assert.equal(wrapper.count, 0, 'the wrapper was not asked');
+    assert.equal(counting.count, 1, 'the dispatcher in the second slot was asked');
+  });
+
+  it("importing wsconn does not load undici; dial() bypasses Node's built-in default Agent", { timeout: 15_000 }, async () => {
+    const path = route((req, socket) => socket.write(switching(req)));
+    // npm's undici installs its default Agent in the first slot as soon as it loads; fetch()
+    // installs Node's built-in one there. Which modules were loaded shows in require.cache
+    // (ES module imports of undici, a CommonJS package, land there too).
     const script = `
+      import { createRequire } from 'node:module';
       const slot = Symbol.for('undici.globalDispatcher.1');
       const { dial } = await import(${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)});
-      const afterImport = globalThis[slot] === undefined;
+      const emptyAfterImport = globalThis[slot] === undefined;
+      await (await fetch('data:,x')).text();
+      const builtin = globalThis[slot];
+      const proto = Object.getPrototypeOf(builtin);
+      const inherited = proto.dispatch;
+      let builtinUsed = 0;
+      proto.dispatch = function (...args) { builtinUsed++; return inherited.apply(this, args); };
       const conn = await dial('${rawUrl(path)}');
       conn.closeNow();
       await conn.closed;
-      const installed = globalThis[slot];
-      const { Agent } = await import('undici');
-      console.log(JSON.stringify({ afterImport, npmAgentAfterDial: installed instanceof Agent }));
+      const npmUndiciLoaded = Object.keys(createRequire(import.meta.url).cache).some((file) => file.includes('/node_modules/undici/'));
+      console.log(JSON.stringify({ emptyAfterImport, builtin: builtin.constructor.name, builtinUsed, npmUndiciLoaded }));
     `;
     const output = await new Promise<string>((resolve, reject) => {
       execFile(
@@ -373,6 +409,30 @@ describe('dial paths: which one is taken', { timeout: 30_000 }, () => {
         (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
       );
     });
-    assert.deepEqual(JSON.parse(output.trim()), { afterImport: true, npmAgentAfterDial: false });
+    assert.deepEqual(JSON.parse(output.trim()), { emptyAfterImport: true, builtin: 'Agent', builtinUsed: 0, npmUndiciLoaded: false });
+  });
+
+  it('checks the given headers as Headers would, without it: names, values, repeats', { timeout: 5000 }, async () => {
+    const seen = deferred<IncomingMessage>();
+    const path = route((req, socket) => {
+      seen.resolve(req);
+      socket.write(switching(req));
+    });
+    const conn = await dial(rawUrl(path), {
+      headers: [
+        ['X-Repeat', 'a'],
+        ['x-repeat', ' b\t'],
+        ['X-Latin', 'caf\u00e9'],
+      ],
+    });
+    conn.closeNow();
+    await conn.closed;
+    const req = await seen.promise;
+    assert.equal(req.headers['x-repeat'], 'a, b');
+    assert.equal(req.headers['x-latin'], 'caf\u00e9', 'sent as one Latin-1 byte, as Headers allows');
+    for (const headers of [{ 'x-a': 'one\r\ntwo' }, { 'x-a': 'nul\0' }, { 'x-a': '\u2603' }, [['x-a']], { 'a b': 'x' }]) {
+      await assert.rejects(dial(rawUrl(path), { headers: headers as NonNullable<DialOptions['headers']> }), TypeError, JSON.stringify(headers));
+    }
+    await assert.rejects(dial(rawUrl(path), { host: 'evil\r\nx-injected: 1' }), TypeError);
   });
 });
