@@ -160,7 +160,8 @@ export function refuseStream(
     }
     // Headers() refuses names that are not tokens and values with CR, LF or NUL (no injection).
     fields = [['content-type', 'text/plain; charset=utf-8']];
-    for (const [name, value] of new Headers(options.headers as ConstructorParameters<typeof Headers>[0])) {
+    const given = options.headers === undefined ? [] : new Headers(options.headers as ConstructorParameters<typeof Headers>[0]);
+    for (const [name, value] of given) {
       if (name === 'content-type') fields[0] = [name, value];
       else if (!isConnectionSpecific(name) && name !== 'content-length') fields.push([name, value]);
     }
@@ -183,7 +184,7 @@ export function refuseStream(
   const text = STATUS_CODES[status] ?? 'Unknown';
   return new HandshakeError(`WebSocket handshake refused with ${status} ${text}: ${body.split('\n', 1)[0]!.slice(0, 200)}`, {
     status,
-    headers: new Headers(fields),
+    headers: fields,
     body,
   });
 }

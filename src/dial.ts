@@ -138,19 +138,20 @@ const reservedHeaders = new Set([
  *
  * The upgrade request goes through an undici `Dispatcher` when
  * `opts.dispatcher` is given, or when the application installed a global
- * one with undici's `setGlobalDispatcher()` that is not an `Agent` (a
+ * one with undici's `setGlobalDispatcher()` that is not a plain `Agent` (a
  * `ProxyAgent`, `EnvHttpProxyAgent`, `MockAgent`, an `Agent` composed with
- * interceptors, a custom dispatcher), so what is configured there applies. Otherwise
- * (no global dispatcher, or an `Agent` such as the default one that
+ * interceptors, a subclass of `Agent`, a custom dispatcher), so what is
+ * configured there applies. Otherwise (no global dispatcher, or an
+ * `Agent` such as the default one that
  * importing undici or calling `fetch()` installs) dial opens the TCP or TLS
  * connection itself and writes the same request: no undici pool or request
  * objects, about half the client CPU per handshake. Importing wsconn does
  * not load undici, and a successful dial does not install a global
  * dispatcher. An `Agent` made with options (TLS settings, say) applies only
  * when passed as `opts.dispatcher`; `opts.tls` configures dial's own
- * connection. A refused handshake's `HandshakeError.headers` is a global
- * `Headers`, which makes Node load its fetch implementation; that installs
- * Node's default `Agent` as the global dispatcher. The two paths fail alike. The server's `101` response is checked
+ * connection. Reading a refusal's `HandshakeError.headers` (a global
+ * `Headers`) makes Node load its fetch implementation, which installs
+ * Node's default `Agent` as the global dispatcher. All paths fail alike. The server's `101` response is checked
  * as RFC 6455 §4.1 requires: `Upgrade: websocket`, `Connection: Upgrade`,
  * the `Sec-WebSocket-Accept` that matches our key, a subprotocol we offered
  * (or none) and no extensions. Bytes the server sent right after its
@@ -232,23 +233,28 @@ function chooseStart(request: UpgradeRequest, opts: DialOptions): (attempt: Atte
 }
 
 /**
- * The global dispatcher (undici 8's own when the first slot holds its
- * wrapper), unless none is installed or it is a plain undici `Agent`, with
- * or without options. A plain `Agent` is what undici installs when it is
- * first imported and what `fetch()` installs on its first call; dial's own
- * connection does the same job with about half the CPU. Any other
- * dispatcher (a `ProxyAgent`, a `MockAgent`, an `Agent` composed with
- * interceptors, a custom one) is one the application chose, and is used.
+ * The global dispatcher the application chose: the first of the two slots
+ * (undici 8's first) that holds neither undici 8's wrapper nor a plain
+ * undici `Agent`, with or without options. A plain `Agent` is what undici
+ * installs when it is first imported and what `fetch()` installs on its
+ * first call; dial's own connection does the same job with about half the
+ * CPU. Any other dispatcher (a `ProxyAgent`, a `MockAgent`, an `Agent`
+ * composed with interceptors or subclassed, a custom one) is one the
+ * application chose, and is used.
  */
 function configuredGlobalDispatcher(): Dispatcher | undefined {
   const slots = globalThis as Record<symbol, Dispatcher | undefined>;
-  let installed = slots[globalDispatcherSlots[0]];
-  if (installed === undefined || installed.constructor?.name === 'Dispatcher1Wrapper') installed = slots[globalDispatcherSlots[1]];
-  if (installed === undefined) return undefined;
-  // By class name: npm's undici and the one bundled in Node have Agent classes of their own.
-  // compose() returns a Proxy of the Agent whose dispatch is the interceptors' chain.
-  const plainAgent = installed.constructor?.name === 'Agent' && installed.dispatch === Object.getPrototypeOf(installed)?.dispatch;
-  return plainAgent ? undefined : installed;
+  // The second slot first: undici 8 keeps its own there. A slot another undici filled with its
+  // default Agent (or undici 8's wrapper) does not hide a dispatcher chosen in the other one.
+  for (const slot of [globalDispatcherSlots[1], globalDispatcherSlots[0]]) {
+    const installed = slots[slot];
+    if (installed === undefined || installed.constructor?.name === 'Dispatcher1Wrapper') continue;
+    // By class name: npm's undici and the one bundled in Node have Agent classes of their own.
+    // compose() returns a Proxy of the Agent whose dispatch is the interceptors' chain.
+    const plainAgent = installed.constructor?.name === 'Agent' && installed.dispatch === Object.getPrototypeOf(installed)?.dispatch;
+    if (!plainAgent) return installed;
+  }
+  return undefined;
 }
 
 /** Starts the handshake and settles with the Conn or the failure, whichever comes first; cleans up after itself. */
@@ -337,7 +343,7 @@ function requestHeaders(
   for (const name of headers.keys()) {
     if (reservedHeaders.has(name)) throw new TypeError(`dial: the ${name} header is set by dial and cannot be given`);
   }
-  if (opts.host !== undefined) headers.set('host', checkedValue('host', opts.host));
+  if (opts.host !== undefined) headers.set('host', checkedValue('host', String(opts.host)));
   if ((target.username !== '' || target.password !== '') && !headers.has('authorization')) {
     const credentials = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
     headers.set('authorization', `Basic ${Buffer.from(credentials).toString('base64')}`);
@@ -351,35 +357,46 @@ function requestHeaders(
 }
 
 /**
- * The application's headers as `new Headers(init)` would hold them (lower-case
- * names, values without surrounding whitespace, a repeated name's values
- * joined with ", "), checked the same way. Done here because the global
- * `Headers` makes Node load its fetch implementation, which installs its own
- * default Agent as undici's global dispatcher.
+ * The application's headers much as `new Headers(init)` would hold them:
+ * lower-case names, values without surrounding whitespace, a repeated
+ * name's values joined with ", " (with "; " for `cookie`, RFC 6265 §5.4).
+ * Done here because the global `Headers` makes Node load its fetch
+ * implementation, which installs its own default Agent as undici's global
+ * dispatcher. Stricter than `Headers` in two ways: a value may hold no
+ * control character (RFC 9110 §5.5), and each pair must be an array.
  */
 function givenHeaders(init: DialOptions['headers']): Map<string, string> {
   const headers = new Map<string, string>();
-  if (init === undefined || init === null) return headers;
-  if (typeof init !== 'object') throw new TypeError('dial: headers must be an object, a Headers or [name, value] pairs');
-  const pairs: Iterable<unknown> = Symbol.iterator in init ? (init as Iterable<unknown>) : Object.entries(init);
+  if (init === undefined) return headers;
+  if (typeof init !== 'object' || init === null) throw new TypeError('dial: headers must be an object, a Headers or [name, value] pairs');
+  let pairs: Iterable<unknown>;
+  if (Symbol.iterator in init) pairs = init as Iterable<unknown>;
+  else if (Object.getOwnPropertySymbols(init).length > 0) throw new TypeError('dial: a header name must be a string, not a symbol');
+  else pairs = Object.entries(init);
   for (const pair of pairs) {
     if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError('dial: each header must be a [name, value] pair');
-    const name = String(pair[0]);
+    const name = headerString(pair[0]);
     // RFC 9110 §5.1: a field name is a token.
     if (!isToken(name)) throw new TypeError(`dial: header name ${JSON.stringify(name)} is not an HTTP token (RFC 9110 §5.1)`);
     const lower = name.toLowerCase();
-    const value = checkedValue(lower, String(pair[1]));
+    const value = checkedValue(lower, headerString(pair[1]));
     const earlier = headers.get(lower);
-    headers.set(lower, earlier === undefined ? value : `${earlier}, ${value}`);
+    headers.set(lower, earlier === undefined ? value : `${earlier}${lower === 'cookie' ? '; ' : ', '}${value}`);
   }
   return headers;
 }
 
+function headerString(item: unknown): string {
+  if (typeof item === 'symbol') throw new TypeError('dial: a header name or value must not be a symbol');
+  return String(item);
+}
+
 /**
  * `value` without leading and trailing whitespace (space, tab, CR, LF, as
- * the Fetch standard normalizes); throws TypeError if what remains has a
- * NUL, CR or LF (RFC 9110 §5.5: no header injection) or a character above
- * U+00FF (the request is written as Latin-1 bytes).
+ * the Fetch standard normalizes); throws TypeError unless what remains is a
+ * field value (RFC 9110 §5.5: visible characters, spaces, tabs and obs-text,
+ * so no NUL, CR or LF to inject a field with, and no other control
+ * character) written as Latin-1 bytes (nothing above U+00FF).
  */
 function checkedValue(name: string, value: string): string {
   let start = 0;
@@ -388,8 +405,8 @@ function checkedValue(name: string, value: string): string {
   while (end > start && isHttpSpace(value.charCodeAt(end - 1))) end--;
   for (let i = start; i < end; i++) {
     const code = value.charCodeAt(i);
-    if (code === 0 || code === 0x0a || code === 0x0d || code > 0xff) {
-      throw new TypeError(`dial: the value of header ${name} has a NUL, CR, LF or a character above U+00FF`);
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f || code > 0xff) {
+      throw new TypeError(`dial: the value of header ${name} has a control character or a character above U+00FF (RFC 9110 §5.5)`);
     }
   }
   return value.slice(start, end);

@@ -114,21 +114,40 @@ export class HandshakeError extends Error {
   override readonly name = 'HandshakeError';
   /** The HTTP status of the response (0 if none arrived). */
   readonly status: number;
-  /** The response's headers. */
-  readonly headers: Headers;
   /** The first KiB of the response body, decoded as UTF-8. */
   readonly body: string;
+  /** The headers as given, until `headers` is first read. */
+  #headerInit: HeadersInit | undefined;
+  #headers: Headers | undefined;
 
   /**
    * Makes the error for a failed or refused opening handshake.
    * @param message - why the handshake failed
-   * @param init - the response: its status (0 when none), headers and the start of its body
+   * @param init - the response: its status (0 when none), headers (a `Headers`, or
+   * anything `new Headers()` takes) and the start of its body
    * @param options - `cause`: the network error or timeout behind a status of 0
    */
-  constructor(message: string, init: { status: number; headers?: Headers; body?: string }, options?: ErrorOptions) {
+  constructor(message: string, init: { status: number; headers?: HeadersInit; body?: string }, options?: ErrorOptions) {
     super(message, options);
     this.status = init.status;
-    this.headers = init.headers ?? new Headers();
+    this.#headerInit = init.headers;
     this.body = init.body ?? '';
   }
+
+  /**
+   * The response's headers. Made on first use: in Node, the first `Headers`
+   * of a process loads Node's fetch implementation (about 2 MB of heap),
+   * which a server that refuses upgrades but never reads this is spared.
+   */
+  get headers(): Headers {
+    if (this.#headers === undefined) {
+      const init = this.#headerInit;
+      this.#headerInit = undefined;
+      this.#headers = init instanceof Headers ? init : new Headers(init);
+    }
+    return this.#headers;
+  }
 }
+
+/** What `new Headers()` takes (named here so that no value of the global `Headers` is touched). */
+type HeadersInit = ConstructorParameters<typeof Headers>[0];

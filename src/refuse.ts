@@ -89,7 +89,7 @@ export function refuseUpgrade(socket: Duplex, status: number, options: RefuseUpg
   const firstLine = bodyText.split('\n', 1)[0]!.slice(0, 200);
   return new HandshakeError(`WebSocket handshake refused with ${status} ${text}${firstLine === '' ? '' : `: ${firstLine}`}`, {
     status,
-    headers: new Headers(fields),
+    headers: fields,
     body: bodyText,
   });
 }
@@ -126,8 +126,9 @@ function responseFields(extra: RefusalHeaders | undefined, length: number): Arra
 
 function entries(headers: RefusalHeaders | undefined): Iterable<readonly [string, string]> {
   if (headers === undefined) return [];
-  if (headers instanceof Headers) return headers.entries();
   if (Array.isArray(headers)) return headers as ReadonlyArray<readonly [string, string]>;
+  // A Headers, told by its shape: naming the global Headers would make Node load its fetch implementation.
+  if (typeof (headers as Headers).entries === 'function') return (headers as Headers).entries();
   return Object.entries(headers as Record<string, string>);
 }
 

@@ -438,3 +438,37 @@ function maskedFrame(opcode: number, text: string): Buffer {
   const masked = payload.map((byte, i) => byte ^ maskKey[i % 4]!);
   return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), maskKey, masked]);
 }
+
+describe('a refusal loads nothing it does not need', { timeout: 20_000 }, () => {
+  it("does not make Node load its fetch implementation (and install its Agent) until err.headers is read", { timeout: 15_000 }, async () => {
+    const { execFile } = await import('node:child_process');
+    // The first global Headers of a process loads Node's fetch, which puts its default Agent in this slot.
+    const script = `
+      import { createServer } from 'node:http';
+      import { connect } from 'node:net';
+      const { accept } = await import(${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)});
+      const slot = Symbol.for('undici.globalDispatcher.1');
+      const server = createServer();
+      const refused = new Promise((resolve) => server.on('upgrade', (req, socket, head) => accept(req, socket, head).catch(resolve)));
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = connect(server.address().port, '127.0.0.1');
+      client.write('GET / HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 8\\r\\n\\r\\n');
+      client.resume();
+      const err = await refused;
+      const emptyAfterRefusal = globalThis[slot] === undefined;
+      const version = err.headers.get('sec-websocket-version');
+      client.destroy();
+      server.close();
+      console.log(JSON.stringify({ emptyAfterRefusal, status: err.status, version }));
+    `;
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script],
+        { cwd: new URL('..', import.meta.url), timeout: 10_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+      );
+    });
+    assert.deepEqual(JSON.parse(output.trim()), { emptyAfterRefusal: true, status: 426, version: '13' });
+  });
+});

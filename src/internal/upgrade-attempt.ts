@@ -13,6 +13,7 @@ import { HandshakeError } from '../errors.js';
 import { acceptKey, hasToken } from '../handshake.js';
 import type { Transport } from '../options.js';
 import type { Deferred } from './deferred.js';
+import { Fields } from './fields.js';
 
 /** How much of a refusal's body `HandshakeError.body` keeps, in bytes. */
 export const maxBodyBytes = 1024;
@@ -34,7 +35,7 @@ export interface Offer {
 /** A non-101 response being collected. */
 interface Refusal {
   status: number;
-  headers: Headers;
+  headers: Fields;
   body: Buffer[];
   size: number;
 }
@@ -88,7 +89,7 @@ export class Attempt {
   }
 
   /** A final response that is not an upgrade the path took (interim 1xx responses are not reported). */
-  response(status: number, headers: Headers): void {
+  response(status: number, headers: Fields): void {
     if (this.#settled) return;
     if (status === 101) {
       // undici reports a 101 here, not as an upgrade, when it lacks Upgrade or Connection.
@@ -134,7 +135,7 @@ export class Attempt {
    * stream already read). Checks it and makes the Conn, right away: until
    * the Conn listens, the socket has no 'error' listener at all.
    */
-  upgraded(status: number, headers: Headers, socket: Duplex, head: Uint8Array = noBytes): void {
+  upgraded(status: number, headers: Fields, socket: Duplex, head: Uint8Array = noBytes): void {
     if (this.#settled) {
       socket.destroy(); // the path has let go of it: it is ours to close
       return;
@@ -167,7 +168,7 @@ export class Attempt {
    * server negotiated and hand the stream to a new Conn. There is no
    * `Sec-WebSocket-Accept` to check over HTTP/2.
    */
-  established(headers: Headers, stream: Duplex, transport: Transport): void {
+  established(headers: Fields, stream: Duplex, transport: Transport): void {
     if (this.#settled) {
       transport.destroy();
       return;
@@ -191,8 +192,8 @@ export class Attempt {
     this.#result.resolve(conn);
   }
 
-  #fail(status: number, headers: Headers, why: string): void {
-    this.cancel(new HandshakeError(`dial ${this.#offer.where}: ${why}`, { status, headers }));
+  #fail(status: number, headers: Fields, why: string): void {
+    this.cancel(new HandshakeError(`dial ${this.#offer.where}: ${why}`, { status, headers: headers.pairs() }));
   }
 
   #refusalError(refusal: Refusal, cause?: unknown): HandshakeError {
@@ -201,7 +202,7 @@ export class Attempt {
     // A body cut at the limit may end inside a character: decode as a stream to leave that out.
     const text = new TextDecoder().decode(bytes, { stream: size >= maxBodyBytes });
     const message = `dial ${this.#offer.where}: the server answered ${status} instead of ${this.expecting}`;
-    return new HandshakeError(message, { status, headers, body: text }, cause === undefined ? undefined : { cause });
+    return new HandshakeError(message, { status, headers: headers.pairs(), body: text }, cause === undefined ? undefined : { cause });
   }
 
   #reject(reason: unknown): void {
@@ -222,7 +223,7 @@ export class Attempt {
  */
 function verifyUpgrade(
   status: number,
-  headers: Headers,
+  headers: Fields,
   offer: Offer,
 ): string | { subprotocol: string; extensions: string; deflate: DeflateParams | undefined } {
   if (status !== 101) return `expected 101 Switching Protocols, got ${status}`;
@@ -240,7 +241,7 @@ function verifyUpgrade(
 
 /** The subprotocol and extensions the server chose: only what was offered (RFC 6455 §4.1, RFC 7692 §5). */
 function verifyNegotiation(
-  headers: Headers,
+  headers: Fields,
   offer: Offer,
 ): string | { subprotocol: string; extensions: string; deflate: DeflateParams | undefined } {
   const subprotocol = headers.get('sec-websocket-protocol');

@@ -5,6 +5,7 @@
  */
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Attempt } from './upgrade-attempt.js';
+import { Fields } from './fields.js';
 import { streamTransport } from './h2-stream.js';
 import { sessionFor, type Http2Mode, type Session, type TlsOptions } from './h2-pool.js';
 import type { UpgradeRequest } from './upgrade-request.js';
@@ -123,8 +124,8 @@ function refused(stream: ClientHttp2Stream): boolean {
   return stream.rstCode === constants.NGHTTP2_REFUSED_STREAM;
 }
 
-function responseHeaders(h: IncomingHttpHeaders): Headers {
-  const headers = new Headers();
+function responseHeaders(h: IncomingHttpHeaders): Fields {
+  const headers = new Fields();
   for (const [name, value] of Object.entries(h)) {
     if (name.startsWith(':') || value === undefined) continue;
     for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);

@@ -7,11 +7,12 @@
  * in, callbacks out; no socket, timer or promise.
  * @module
  */
+import { Fields } from './fields.js';
 
 /** What the parser reports. Each callback is called at most once, except `data`. */
 export interface ResponseEvents {
   /** The final response's head: a `101` (with the bytes that followed it), or a refusal whose body follows. */
-  response(status: number, headers: Headers, rest: Buffer): void;
+  response(status: number, headers: Fields, rest: Buffer): void;
   /** A piece of a refusal's body, de-chunked. */
   data(chunk: Buffer): void;
   /** The refusal's body is complete. */
@@ -92,7 +93,7 @@ export class ResponseParser {
     const match = statusLine.exec(lines[0] ?? '');
     if (match === null) return this.#fail(new Error(`invalid status line ${JSON.stringify((lines[0] ?? '').slice(0, 64))}`));
     const status = Number(match[1]);
-    const headers = new Headers();
+    const headers = new Fields();
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] as string;
       const colon = line.indexOf(':');
@@ -183,7 +184,7 @@ export class ResponseParser {
 }
 
 /** How a refusal's body is delimited (RFC 9112 §6.3), or why it cannot be read. */
-function bodyOf(status: number, headers: Headers): Body | string {
+function bodyOf(status: number, headers: Fields): Body | string {
   if (status === 204 || status === 304) return { kind: 'length', left: 0 };
   const coding = headers.get('transfer-encoding');
   if (coding !== null) {

@@ -13,6 +13,7 @@
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Attempt } from './upgrade-attempt.js';
+import { Fields } from './fields.js';
 import type { UpgradeRequest } from './upgrade-request.js';
 
 /** Dispatcher origins for the schemes dial accepts (RFC 6455 §3: ws and wss ride on http and https). */
@@ -105,20 +106,20 @@ type HeaderRecord = Record<string, string | string[] | undefined>;
 type RawHeaders = Array<Buffer | string> | null;
 
 /** Response headers as undici 7+ reports them (lower-case names, repeated ones as arrays). */
-function headersFromRecord(record: HeaderRecord): Headers {
-  const headers = new Headers();
+function headersFromRecord(record: HeaderRecord): Fields {
+  const headers = new Fields();
   for (const [name, value] of Object.entries(record)) {
     if (value === undefined) continue;
-    for (const item of typeof value === 'string' ? [value] : value) appendHeader(headers, name, item);
+    for (const item of typeof value === 'string' ? [value] : value) headers.append(name, item);
   }
   return headers;
 }
 
 /** Response headers as undici 6 reports them: alternating raw names and values. */
-function headersFromRaw(raw: RawHeaders): Headers {
-  const headers = new Headers();
+function headersFromRaw(raw: RawHeaders): Fields {
+  const headers = new Fields();
   for (let i = 0; raw !== null && i + 1 < raw.length; i += 2) {
-    appendHeader(headers, latin1(raw[i]!), latin1(raw[i + 1]!));
+    headers.append(latin1(raw[i]!), latin1(raw[i + 1]!));
   }
   return headers;
 }
@@ -127,10 +128,3 @@ function latin1(field: Buffer | string): string {
   return typeof field === 'string' ? field : field.toString('latin1');
 }
 
-function appendHeader(headers: Headers, name: string, value: string): void {
-  try {
-    headers.append(name, value);
-  } catch {
-    // A field the Fetch standard cannot represent: not one the handshake needs.
-  }
-}
