@@ -9,9 +9,9 @@ import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Ser
 import { checkAcceptOptions, negotiate, type AcceptOptions } from './accept.js';
 import { newConn, type Conn } from './conn.js';
 import { HandshakeError } from './errors.js';
-import { verifyConnectRequest, type Refusal } from './handshake.js';
+import { isFieldValue, isToken, verifyConnectRequest, type Refusal } from './handshake.js';
 import { isConnectionSpecific, streamTransport } from './internal/h2-stream.js';
-import type { RefuseUpgradeOptions } from './refuse.js';
+import { entries, type RefuseUpgradeOptions } from './refuse.js';
 
 /** How long a refused stream may linger for its response to be read before it is reset. */
 const refusalLingerMs = 1000;
@@ -158,15 +158,17 @@ export function refuseStream(
     if (!Number.isInteger(status) || status < 300 || status > 599) {
       throw new RangeError(`refuse: status ${status} is not a 3xx, 4xx or 5xx code`);
     }
-    // Headers() refuses names that are not tokens and values with CR, LF or NUL (no injection).
     fields = [['content-type', 'text/plain; charset=utf-8']];
-    const given = options.headers === undefined ? [] : new Headers(options.headers as ConstructorParameters<typeof Headers>[0]);
-    for (const [name, value] of given) {
+    for (const [given, value] of entries(options.headers)) {
+      // RFC 9110 §5.1, §5.5: a token name, a value that cannot inject a field.
+      if (!isToken(given)) throw new TypeError(`refuse: header name ${JSON.stringify(given)} is not a token`);
+      if (!isFieldValue(value)) throw new TypeError(`refuse: the value of ${given} has a control character or a character above U+00FF`);
+      const name = given.toLowerCase(); // RFC 9113 §8.2.1: lower-case names
       if (name === 'content-type') fields[0] = [name, value];
       else if (!isConnectionSpecific(name) && name !== 'content-length') fields.push([name, value]);
     }
     if (!stream.destroyed && !stream.closed && !stream.headersSent) {
-      stream.respond({ ':status': status, ...Object.fromEntries(fields) });
+      stream.respond(responseHead(status, fields));
       responded = true;
     }
   } catch (err) {
@@ -187,4 +189,15 @@ export function refuseStream(
     headers: fields,
     body,
   });
+}
+
+/** The response's header object: repeated names as one array (each Set-Cookie stays a field of its own). */
+function responseHead(status: number, fields: ReadonlyArray<readonly [string, string]>): OutgoingHttpHeaders {
+  const head: OutgoingHttpHeaders = { ':status': status };
+  for (const [name, value] of fields) {
+    const earlier = head[name];
+    if (earlier === undefined) head[name] = value;
+    else head[name] = Array.isArray(earlier) ? [...earlier, value] : [String(earlier), value];
+  }
+  return head;
 }

@@ -11,7 +11,7 @@ import type { Dispatcher } from 'undici';
 import { clientOffer, CompressionMode } from './compress.js';
 import type { Conn, ConnOptions } from './conn.js';
 import { checkConnOptions } from './options.js';
-import { isToken } from './handshake.js';
+import { isFieldValue, isToken } from './handshake.js';
 import { deferred } from './internal/deferred.js';
 import { Attempt, type Offer } from './internal/upgrade-attempt.js';
 import { upgradeDirect } from './internal/upgrade-direct.js';
@@ -403,13 +403,11 @@ function checkedValue(name: string, value: string): string {
   let end = value.length;
   while (start < end && isHttpSpace(value.charCodeAt(start))) start++;
   while (end > start && isHttpSpace(value.charCodeAt(end - 1))) end--;
-  for (let i = start; i < end; i++) {
-    const code = value.charCodeAt(i);
-    if ((code < 0x20 && code !== 0x09) || code === 0x7f || code > 0xff) {
-      throw new TypeError(`dial: the value of header ${name} has a control character or a character above U+00FF (RFC 9110 §5.5)`);
-    }
+  const trimmed = value.slice(start, end);
+  if (!isFieldValue(trimmed)) {
+    throw new TypeError(`dial: the value of header ${name} has a control character or a character above U+00FF (RFC 9110 §5.5)`);
   }
-  return value.slice(start, end);
+  return trimmed;
 }
 
 function isHttpSpace(code: number): boolean {

@@ -142,8 +142,8 @@ export class HandshakeError extends Error {
   get headers(): Headers {
     if (this.#headers === undefined) {
       const init = this.#headerInit;
-      this.#headerInit = undefined;
       this.#headers = init instanceof Headers ? init : new Headers(init);
+      this.#headerInit = undefined;
     }
     return this.#headers;
   }

@@ -51,6 +51,20 @@ export function isToken(name: string): boolean {
 }
 
 /**
+ * Whether `value` may be written as a header field value (RFC 9110 §5.5):
+ * visible characters, obs-text, spaces and tabs, so no CR, LF or NUL to
+ * inject a field with and no other control character; and nothing above
+ * U+00FF, since heads are written as Latin-1 bytes.
+ */
+export function isFieldValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f || code > 0xff) return false;
+  }
+  return true;
+}
+
+/**
  * Splits HTTP header values holding comma-separated lists (RFC 9110 §5.6.1)
  * into their elements, with surrounding spaces and tabs removed and empty
  * elements dropped. Case is preserved. An array is treated as repeated

@@ -6,7 +6,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HandshakeError } from './errors.js';
-import { hasToken, isToken } from './handshake.js';
+import { hasToken, isFieldValue, isToken } from './handshake.js';
 
 /** Header fields as `refuseUpgrade` takes them: a `Headers`, a plain object or name/value pairs. */
 export type RefusalHeaders = Headers | Readonly<Record<string, string>> | ReadonlyArray<readonly [string, string]>;
@@ -109,8 +109,10 @@ function responseFields(extra: RefusalHeaders | undefined, length: number): Arra
     const lower = name.toLowerCase();
     if (!isToken(name)) throw new TypeError(`refuseUpgrade: header name ${JSON.stringify(name)} is not a token`);
     // RFC 9110 §5.5: a field value has no CR, LF or NUL; letting one through would let a caller's
-    // string (say, a reflected user name) inject header fields.
-    if (/[\r\n\0]/.test(value)) throw new TypeError(`refuseUpgrade: the value of ${name} has a line break or NUL`);
+    // string (say, a reflected user name) inject header fields. Nor, written as Latin-1, anything above U+00FF.
+    if (!isFieldValue(value)) {
+      throw new TypeError(`refuseUpgrade: the value of ${name} has a control character or a character above U+00FF`);
+    }
     if (framingFields.has(lower)) throw new TypeError(`refuseUpgrade: ${name} is set by refuseUpgrade itself`);
     if (lower === 'connection') {
       // RFC 9112 §9.6: the response closes the connection, whatever else it says.
@@ -124,7 +126,8 @@ function responseFields(extra: RefusalHeaders | undefined, length: number): Arra
   return fields;
 }
 
-function entries(headers: RefusalHeaders | undefined): Iterable<readonly [string, string]> {
+/** The fields of a {@link RefusalHeaders}, without naming the global `Headers`. @internal */
+export function entries(headers: RefusalHeaders | undefined): Iterable<readonly [string, string]> {
   if (headers === undefined) return [];
   if (Array.isArray(headers)) return headers as ReadonlyArray<readonly [string, string]>;
   // A Headers, told by its shape: naming the global Headers would make Node load its fetch implementation.

@@ -471,4 +471,31 @@ describe('a refusal loads nothing it does not need', { timeout: 20_000 }, () => 
     });
     assert.deepEqual(JSON.parse(output.trim()), { emptyAfterRefusal: true, status: 426, version: '13' });
   });
+
+  it('nor does an HTTP/2 refusal (acceptHttp2), on either end', { timeout: 15_000 }, async () => {
+    const { execFile } = await import('node:child_process');
+    const script = `
+      import http2 from 'node:http2';
+      const { acceptHttp2, dial } = await import(${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)});
+      const slot = Symbol.for('undici.globalDispatcher.1');
+      const server = http2.createServer({ settings: { enableConnectProtocol: true } });
+      const refused = new Promise((resolve) => server.on('stream', (stream, headers) => acceptHttp2(stream, headers).catch(resolve)));
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+      // Another origin than the server's own: refused with 403 (RFC 6455 §10.2).
+      const failed = await dial('ws://127.0.0.1:' + server.address().port + '/', { http2: 'always', headers: { origin: 'https://elsewhere.example' } }).catch((e) => e);
+      const err = await refused;
+      const emptyAfterRefusal = globalThis[slot] === undefined;
+      console.log(JSON.stringify({ emptyAfterRefusal, status: err.status, clientStatus: failed.status, type: failed.headers.get('content-type') }));
+      process.exit(0);
+    `;
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script],
+        { cwd: new URL('..', import.meta.url), timeout: 10_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+      );
+    });
+    assert.deepEqual(JSON.parse(output.trim()), { emptyAfterRefusal: true, status: 403, clientStatus: 403, type: 'text/plain; charset=utf-8' });
+  });
 });

@@ -53,6 +53,14 @@ describe('upgrade response parser (RFC 9112)', { timeout: 10_000 }, () => {
     assert.equal(seen.ended, false);
   });
 
+  it('strips only spaces and tabs around a value (RFC 9112 §5.1), so a no-break space stays in it', { timeout: 5000 }, () => {
+    const seen = parse('HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: \tkey\xa0\r\nX-Tab: a\t \r\n\r\n');
+    assert.deepEqual(seen.headers, [
+      ['sec-websocket-accept', 'key\xa0'],
+      ['x-tab', 'a'],
+    ]);
+  });
+
   it('reads Content-Length, chunked and close-delimited bodies', { timeout: 5000 }, () => {
     assert.equal(sameAtEverySplit('HTTP/1.1 403 No\r\nContent-Length: 3\r\n\r\nabcIGNORED').body, 'abc');
     const chunked = sameAtEverySplit('HTTP/1.1 400 No\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nab\r\nA\r\n0123456789\r\n0\r\nT: 1\r\n\r\n');

@@ -9,7 +9,11 @@
 /** `token` (RFC 9110 §5.6.2), the grammar of a field name. */
 const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-/** Header fields in arrival order, with `get()` answering as `Headers.get()` does. */
+/**
+ * Header fields in arrival order, with `get()` answering as `Headers.get()`
+ * does, except that repeated `cookie` fields are joined with ", " too (no
+ * handshake check reads them; `HandshakeError.headers` is a real `Headers`).
+ */
 export class Fields implements Iterable<[string, string]> {
   readonly #pairs: Array<[string, string]> = [];
 

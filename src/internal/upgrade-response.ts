@@ -98,7 +98,7 @@ export class ResponseParser {
       const line = lines[i] as string;
       const colon = line.indexOf(':');
       const name = colon > 0 ? line.slice(0, colon) : '';
-      const value = line.slice(colon + 1).trim();
+      const value = withoutOws(line.slice(colon + 1));
       // RFC 9112 §5.1/§5.2: no whitespace before the colon, no obsolete line folding.
       if (!token.test(name) || !fieldValue.test(value)) {
         return this.#fail(new Error(`invalid response header line ${JSON.stringify(line.slice(0, 64))}`));
@@ -199,4 +199,18 @@ function bodyOf(status: number, headers: Fields): Body | string {
   const [value] = values;
   if (values.size !== 1 || value === undefined || !/^\d{1,15}$/.test(value)) return `invalid Content-Length ${JSON.stringify(length)}`;
   return { kind: 'length', left: Number(value) };
+}
+
+/**
+ * `text` without the optional whitespace around a field value: spaces and
+ * tabs only (RFC 9112 §5.1), so that a no-break space or a form feed stays
+ * and fails the value check. A loop, not a regular expression: a long run
+ * of spaces inside a hostile value costs linear time.
+ */
+function withoutOws(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text.charCodeAt(start) === 0x20 || text.charCodeAt(start) === 0x09)) start++;
+  while (end > start && (text.charCodeAt(end - 1) === 0x20 || text.charCodeAt(end - 1) === 0x09)) end--;
+  return text.slice(start, end);
 }
