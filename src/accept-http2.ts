@@ -191,13 +191,21 @@ export function refuseStream(
   });
 }
 
-/** The response's header object: repeated names as one array (each Set-Cookie stays a field of its own). */
+/**
+ * The response's header object. Repeated names are joined with ", " as
+ * RFC 9110 §5.3 allows, except `set-cookie`, whose fields stay separate
+ * (RFC 6265 §3); Node refuses an array for most other names.
+ */
 function responseHead(status: number, fields: ReadonlyArray<readonly [string, string]>): OutgoingHttpHeaders {
-  const head: OutgoingHttpHeaders = { ':status': status };
+  const values = new Map<string, string[]>();
   for (const [name, value] of fields) {
-    const earlier = head[name];
-    if (earlier === undefined) head[name] = value;
-    else head[name] = Array.isArray(earlier) ? [...earlier, value] : [String(earlier), value];
+    const list = values.get(name);
+    if (list === undefined) values.set(name, [value]);
+    else list.push(value);
   }
-  return head;
+  // Object.fromEntries makes own properties, so a field named like an Object.prototype member is kept as given.
+  return Object.fromEntries([
+    [':status', status],
+    ...[...values].map(([name, list]) => [name, name === 'set-cookie' && list.length > 1 ? list : list.join(', ')] as const),
+  ]) as OutgoingHttpHeaders;
 }

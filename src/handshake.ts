@@ -51,6 +51,20 @@ export function isToken(name: string): boolean {
 }
 
 /**
+ * `text` without the optional whitespace around a field value: spaces and
+ * tabs only (RFC 9112 §5.1, RFC 9110 §5.5), so that a no-break space or a
+ * form feed stays (and fails {@link isFieldValue} where it must). A loop,
+ * not a regular expression: a long run of spaces costs linear time.
+ */
+export function withoutOws(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text.charCodeAt(start) === 0x20 || text.charCodeAt(start) === 0x09)) start++;
+  while (end > start && (text.charCodeAt(end - 1) === 0x20 || text.charCodeAt(end - 1) === 0x09)) end--;
+  return text.slice(start, end);
+}
+
+/**
  * Whether `value` may be written as a header field value (RFC 9110 §5.5):
  * visible characters, obs-text, spaces and tabs, so no CR, LF or NUL to
  * inject a field with and no other control character; and nothing above

@@ -6,7 +6,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HandshakeError } from './errors.js';
-import { hasToken, isFieldValue, isToken } from './handshake.js';
+import { hasToken, isFieldValue, isToken, withoutOws } from './handshake.js';
 
 /** Header fields as `refuseUpgrade` takes them: a `Headers`, a plain object or name/value pairs. */
 export type RefusalHeaders = Headers | Readonly<Record<string, string>> | ReadonlyArray<readonly [string, string]>;
@@ -126,13 +126,26 @@ function responseFields(extra: RefusalHeaders | undefined, length: number): Arra
   return fields;
 }
 
-/** The fields of a {@link RefusalHeaders}, without naming the global `Headers`. @internal */
-export function entries(headers: RefusalHeaders | undefined): Iterable<readonly [string, string]> {
-  if (headers === undefined) return [];
-  if (Array.isArray(headers)) return headers as ReadonlyArray<readonly [string, string]>;
+/**
+ * The fields of a {@link RefusalHeaders} as strings, values without the
+ * spaces and tabs around them, without naming the global `Headers`. A
+ * value that is not a string (from JavaScript callers) is converted first,
+ * so that the checks see what will be written.
+ * @internal
+ */
+export function* entries(headers: RefusalHeaders | undefined): Iterable<readonly [string, string]> {
+  if (headers === undefined) return;
+  let pairs: Iterable<readonly [unknown, unknown]>;
+  if (Array.isArray(headers)) pairs = headers as ReadonlyArray<readonly [unknown, unknown]>;
   // A Headers, told by its shape: naming the global Headers would make Node load its fetch implementation.
-  if (typeof (headers as Headers).entries === 'function') return (headers as Headers).entries();
-  return Object.entries(headers as Record<string, string>);
+  else if (typeof (headers as Headers).entries === 'function') pairs = (headers as Headers).entries();
+  else pairs = Object.entries(headers as Record<string, unknown>);
+  for (const [name, value] of pairs) yield [fieldText(name), withoutOws(fieldText(value))];
+}
+
+function fieldText(item: unknown): string {
+  if (typeof item === 'symbol') throw new TypeError('refuse: a header name or value must not be a symbol');
+  return String(item);
 }
 
 /**

@@ -42,6 +42,17 @@ before(async () => {
         const user = req.headers['x-user'];
         if (typeof user !== 'string') throw refuse(401, { headers: { 'WWW-Authenticate': 'X-User' }, body: 'who are you?\n' });
         if (user === 'crlf') throw refuse(401, { headers: { 'X-Why': 'a\r\nX-Injected: 1' } });
+        if (user === 'repeats') {
+          const headers: Array<[string, string]> = [
+            ['Set-Cookie', 'a=1'],
+            ['set-cookie', 'b=2'],
+            ['Retry-After', '1'],
+            ['retry-after', '2'],
+            ['X-Pad', ' v\t'],
+            ['constructor', 'x'],
+          ];
+          throw refuse(429, { headers });
+        }
         return user;
       },
     },
@@ -115,6 +126,17 @@ describe('createUpgradeListener() on an HTTP/2 server with allowHTTP1', () => {
     assert.ok(err instanceof HandshakeError);
     assert.equal(err.status, 0);
     assert.equal(err.headers.get('x-injected'), null);
+  });
+
+  it('sends repeated fields of a refusal: Set-Cookie apart, others joined; values trimmed', { timeout: 10_000 }, async (t) => {
+    if (skip !== false) return t.skip(skip);
+    const err = await open('/chat', { http2: 'always', headers: { 'x-user': 'repeats' } }).catch((e: unknown) => e);
+    assert.ok(err instanceof HandshakeError);
+    assert.equal(err.status, 429);
+    assert.deepEqual(err.headers.getSetCookie(), ['a=1', 'b=2']);
+    assert.equal(err.headers.get('retry-after'), '1, 2');
+    assert.equal(err.headers.get('x-pad'), 'v');
+    assert.equal(err.headers.get('constructor'), 'x');
   });
 
   it('leaves other streams to the application', { timeout: 10_000 }, async (t) => {

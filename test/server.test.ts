@@ -426,6 +426,12 @@ describe('refuseUpgrade', { timeout: 20_000 }, () => {
     ['a header value with CRLF', { headers: { 'X-Name': 'a\r\nSet-Cookie: x=1' } }, 400, /control character/],
     ['a header value above Latin-1 (it would go out mangled)', { headers: { 'WWW-Authenticate': 'Bearer realm="caf\u00e9 \u20ac"' } }, 401, /above U\+00FF/],
     ['a header value with another control character', { headers: { 'X-Name': 'bell\x07' } }, 400, /control character/],
+    [
+      'a header value that is not a string but prints a CRLF (from JavaScript)',
+      { headers: { 'X-Name': { toString: () => 'x\r\nSet-Cookie: evil=1' } as unknown as string } },
+      400,
+      /control character/,
+    ],
     ['a header name that is not a token', { headers: { 'Bad Name': 'x' } }, 400, /not a token/],
     ['Content-Length', { headers: { 'Content-Length': '1' } }, 400, /set by refuseUpgrade/],
     ['status 200', {}, 200, /status 200/],

@@ -7,6 +7,7 @@
  * in, callbacks out; no socket, timer or promise.
  * @module
  */
+import { withoutOws } from '../handshake.js';
 import { Fields } from './fields.js';
 
 /** What the parser reports. Each callback is called at most once, except `data`. */
@@ -199,18 +200,4 @@ function bodyOf(status: number, headers: Fields): Body | string {
   const [value] = values;
   if (values.size !== 1 || value === undefined || !/^\d{1,15}$/.test(value)) return `invalid Content-Length ${JSON.stringify(length)}`;
   return { kind: 'length', left: Number(value) };
-}
-
-/**
- * `text` without the optional whitespace around a field value: spaces and
- * tabs only (RFC 9112 §5.1), so that a no-break space or a form feed stays
- * and fails the value check. A loop, not a regular expression: a long run
- * of spaces inside a hostile value costs linear time.
- */
-function withoutOws(text: string): string {
-  let start = 0;
-  let end = text.length;
-  while (start < end && (text.charCodeAt(start) === 0x20 || text.charCodeAt(start) === 0x09)) start++;
-  while (end > start && (text.charCodeAt(end - 1) === 0x20 || text.charCodeAt(end - 1) === 0x09)) end--;
-  return text.slice(start, end);
 }
