@@ -11,7 +11,7 @@ import { newConn, type Conn } from './conn.js';
 import { HandshakeError } from './errors.js';
 import { isFieldValue, isToken, verifyConnectRequest, type Refusal } from './handshake.js';
 import { isConnectionSpecific, streamTransport } from './internal/h2-stream.js';
-import { entries, type RefuseUpgradeOptions } from './refuse.js';
+import { bodyText, entries, type RefuseUpgradeOptions } from './refuse.js';
 
 /** How long a refused stream may linger for its response to be read before it is reset. */
 const refusalLingerMs = 1000;
@@ -149,12 +149,12 @@ export function refuseStream(
   status: number,
   options: RefuseUpgradeOptions = {},
 ): HandshakeError {
-  const raw = options.body ?? `${STATUS_CODES[status] ?? 'Error'}\n`;
-  const body = typeof raw === 'string' ? raw : new TextDecoder().decode(raw);
   stream.on('error', () => {});
   let fields: Array<[string, string]>;
+  let body: string;
   let responded = false;
   try {
+    body = bodyText(options.body ?? `${STATUS_CODES[status] ?? 'Error'}\n`);
     if (!Number.isInteger(status) || status < 300 || status > 599) {
       throw new RangeError(`refuse: status ${status} is not a 3xx, 4xx or 5xx code`);
     }

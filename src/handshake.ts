@@ -90,24 +90,11 @@ export function tokenList(value: string | string[] | undefined): string[] {
   const out: string[] = [];
   for (const line of lines) {
     for (const element of line.split(',')) {
-      const trimmed = trimSpace(element);
+      const trimmed = withoutOws(element);
       if (trimmed !== '') out.push(trimmed);
     }
   }
   return out;
-}
-
-/**
- * Removes leading and trailing spaces and tabs. A loop, not the usual
- * `/^\s+|\s+$/` regular expression, which is quadratic on a long run of
- * spaces followed by something else.
- */
-function trimSpace(text: string): string {
-  let start = 0;
-  let end = text.length;
-  while (start < end && (text[start] === ' ' || text[start] === '\t')) start++;
-  while (end > start && (text[end - 1] === ' ' || text[end - 1] === '\t')) end--;
-  return text.slice(start, end);
 }
 
 /**

@@ -46,8 +46,10 @@ const framingFields = new Set(['content-length', 'transfer-encoding']);
  * @returns a `HandshakeError` describing the response sent (its `status`,
  * `headers` and `body`), to log or to throw.
  * @throws RangeError for a status outside 300–599, TypeError for a header
- * name that is not a token, a value with a line break, or a
- * `Content-Length`/`Transfer-Encoding` field; the socket is then destroyed,
+ * name that is not a token, a value with a control character or a
+ * character above U+00FF (RFC 9110 §5.5), a symbol, a header entry that is
+ * not a name/value pair, a `Content-Length`/`Transfer-Encoding` field, or a
+ * body that is neither a string nor bytes; the socket is then destroyed,
  * so nothing is left half-answered.
  * @see RFC 9110 §15.5, RFC 9112 §9.6 (`Connection: close`)
  * @example
@@ -95,7 +97,14 @@ export function refuseUpgrade(socket: Duplex, status: number, options: RefuseUpg
 }
 
 function toBytes(body: string | Uint8Array): Uint8Array {
-  return typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (body instanceof Uint8Array) return body;
+  throw new TypeError('refuse: the body must be a string or a Uint8Array');
+}
+
+/** The body of a refusal as text (`refuseStream()` sends it as given, or decoded as UTF-8). @internal */
+export function bodyText(body: string | Uint8Array): string {
+  return typeof body === 'string' ? body : new TextDecoder().decode(toBytes(body));
 }
 
 /** The response's header fields: ours first, the caller's merged in, all checked. */
@@ -105,6 +114,8 @@ function responseFields(extra: RefusalHeaders | undefined, length: number): Arra
     ['Content-Type', 'text/plain; charset=utf-8'],
     ['Content-Length', String(length)],
   ];
+  /** The caller's Connection values so far. */
+  let given: string | undefined;
   for (const [name, value] of entries(extra)) {
     const lower = name.toLowerCase();
     if (!isToken(name)) throw new TypeError(`refuseUpgrade: header name ${JSON.stringify(name)} is not a token`);
@@ -115,8 +126,10 @@ function responseFields(extra: RefusalHeaders | undefined, length: number): Arra
     }
     if (framingFields.has(lower)) throw new TypeError(`refuseUpgrade: ${name} is set by refuseUpgrade itself`);
     if (lower === 'connection') {
-      // RFC 9112 §9.6: the response closes the connection, whatever else it says.
-      fields[0] = [name, hasToken(value, 'close') ? value : `${value}, close`];
+      // RFC 9112 §9.6: the response closes the connection, whatever else it says. Repeats add up
+      // to one list (RFC 9110 §5.3), with no empty element (§5.6.1).
+      given = given === undefined || given === '' ? value : value === '' ? given : `${given}, ${value}`;
+      fields[0] = [name, given === '' ? 'close' : hasToken(given, 'close') ? given : `${given}, close`];
     } else if (lower === 'content-type') {
       fields[1] = [name, value];
     } else {
@@ -140,7 +153,10 @@ export function* entries(headers: RefusalHeaders | undefined): Iterable<readonly
   // A Headers, told by its shape: naming the global Headers would make Node load its fetch implementation.
   else if (typeof (headers as Headers).entries === 'function') pairs = (headers as Headers).entries();
   else pairs = Object.entries(headers as Record<string, unknown>);
-  for (const [name, value] of pairs) yield [fieldText(name), withoutOws(fieldText(value))];
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError('refuse: each header must be a [name, value] pair');
+    yield [fieldText(pair[0]), withoutOws(fieldText(pair[1]))];
+  }
 }
 
 function fieldText(item: unknown): string {

@@ -50,6 +50,10 @@ before(async () => {
             ['retry-after', '2'],
             ['X-Pad', ' v\t'],
             ['constructor', 'x'],
+            // Fields HTTP/2 forbids in a response (RFC 9113 §8.2.2): left out, not a reset stream.
+            ['TE', 'gzip'],
+            ['Proxy-Connection', 'keep-alive'],
+            ['HTTP2-Settings', 'AAMAAABkAAQAAP__'],
           ];
           throw refuse(429, { headers });
         }
@@ -137,6 +141,7 @@ describe('createUpgradeListener() on an HTTP/2 server with allowHTTP1', () => {
     assert.equal(err.headers.get('retry-after'), '1, 2');
     assert.equal(err.headers.get('x-pad'), 'v');
     assert.equal(err.headers.get('constructor'), 'x');
+    for (const name of ['te', 'proxy-connection', 'http2-settings']) assert.equal(err.headers.get(name), null, name);
   });
 
   it('leaves other streams to the application', { timeout: 10_000 }, async (t) => {

@@ -422,6 +422,13 @@ describe('refuseUpgrade', { timeout: 20_000 }, () => {
     assert.equal((await refusedWith(port, upgradeText())).body, 'Not Found\n');
   });
 
+  it('adds close to the Connection values given, repeated or empty (RFC 9112 §9.6, RFC 9110 §5.6.1)', { timeout: 5000 }, async () => {
+    refuseWith(503, { headers: [['Connection', 'upgrade'], ['connection', ' keep-alive\t']] });
+    assert.equal(field(await refusedWith(port, upgradeText()), 'connection'), 'upgrade, keep-alive, close');
+    refuseWith(503, { headers: { Connection: ' ' } });
+    assert.equal(field(await refusedWith(port, upgradeText()), 'connection'), 'close');
+  });
+
   const invalid: Array<[string, Parameters<typeof refuseUpgrade>[2], number, RegExp]> = [
     ['a header value with CRLF', { headers: { 'X-Name': 'a\r\nSet-Cookie: x=1' } }, 400, /control character/],
     ['a header value above Latin-1 (it would go out mangled)', { headers: { 'WWW-Authenticate': 'Bearer realm="caf\u00e9 \u20ac"' } }, 401, /above U\+00FF/],
@@ -435,6 +442,8 @@ describe('refuseUpgrade', { timeout: 20_000 }, () => {
     ['a header name that is not a token', { headers: { 'Bad Name': 'x' } }, 400, /not a token/],
     ['Content-Length', { headers: { 'Content-Length': '1' } }, 400, /set by refuseUpgrade/],
     ['status 200', {}, 200, /status 200/],
+    ['a header entry that is not a pair', { headers: [['X-A']] as unknown as Array<[string, string]> }, 400, /pair/],
+    ['a body that is neither text nor bytes', { body: 42 as unknown as string }, 400, /body must be/],
   ];
   for (const [what, options, status, message] of invalid) {
     it(`throws for ${what} and destroys the socket without a byte sent`, { timeout: 5000 }, async () => {

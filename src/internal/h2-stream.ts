@@ -62,11 +62,15 @@ function resetError(stream: Http2Stream): Error | undefined {
   });
 }
 
+/** The connection-specific fields of RFC 9113 §8.2.2, and those Node's http2 refuses alike. */
+const connectionSpecific = new Set(['connection', 'upgrade', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'http2-settings', 'te']);
+
 /**
- * Headers that HTTP/2 forbids (RFC 9113 §8.2.2): an HTTP/1.1 refusal's
- * `Connection` and `Upgrade` fields have no place in a stream's response.
+ * Headers that HTTP/2 forbids in a response (RFC 9113 §8.2.2): an HTTP/1.1
+ * refusal's `Connection` and `Upgrade` fields, and the others Node's
+ * `respond()` would throw for (`TE` is allowed only in requests, and only
+ * as `trailers`), have no place in a stream's response.
  */
 export function isConnectionSpecific(name: string): boolean {
-  const lower = name.toLowerCase();
-  return lower === 'connection' || lower === 'upgrade' || lower === 'keep-alive' || lower === 'transfer-encoding';
+  return connectionSpecific.has(name.toLowerCase());
 }
