@@ -194,7 +194,7 @@ export function refuseStream(
 /**
  * The response's header object. Repeated names are joined with ", " as
  * RFC 9110 §5.3 allows, except `set-cookie`, whose fields stay separate
- * (RFC 6265 §3); Node refuses an array for most other names.
+ * (RFC 6265 §3); Node refuses an array for the fields it knows to be single-valued.
  */
 function responseHead(status: number, fields: ReadonlyArray<readonly [string, string]>): OutgoingHttpHeaders {
   const values = new Map<string, string[]>();

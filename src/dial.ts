@@ -11,7 +11,7 @@ import type { Dispatcher } from 'undici';
 import { clientOffer, CompressionMode } from './compress.js';
 import type { Conn, ConnOptions } from './conn.js';
 import { checkConnOptions } from './options.js';
-import { isFieldValue, isToken } from './handshake.js';
+import { isFieldValue, isToken, withoutHttpWhitespace } from './handshake.js';
 import { deferred } from './internal/deferred.js';
 import { Attempt, type Offer } from './internal/upgrade-attempt.js';
 import { upgradeDirect } from './internal/upgrade-direct.js';
@@ -45,8 +45,8 @@ export interface DialOptions extends ConnOptions {
   /**
    * The undici dispatcher to send the request through (a proxy agent, TLS
    * settings, a mock). Without one, dial uses the global dispatcher if the
-   * application installed one with `setGlobalDispatcher()` that is not an
-   * `Agent` (one composed with interceptors is used), and otherwise opens
+   * application installed one with `setGlobalDispatcher()` that is not a
+   * plain `Agent` (one composed with interceptors is used), and otherwise opens
    * the connection itself (see {@link dial}). A global `Agent`, with or
    * without options, is bypassed: pass it here to use it.
    */
@@ -107,15 +107,15 @@ const maxTimerDelay = 2 ** 31 - 1;
 const schemes = new Set(['ws:', 'wss:', 'http:', 'https:']);
 
 /**
- * Where undici keeps the global dispatcher, on `globalThis`: the slot that
+ * Where undici keeps the global dispatcher, on `globalThis`, in the order
+ * dial reads them: the slot undici 8 keeps its own in, then the one that
  * undici 6 and 7 and Node's built-in `fetch()` read and write (undici 7
- * writes the same dispatcher to both slots), and the one undici 8 keeps its
- * own in, leaving in the first a `Dispatcher1Wrapper` for older readers.
- * dial only reads them, so importing wsconn neither loads undici (about
- * 5 MB of heap that a server which only accepts would carry) nor installs
- * a dispatcher.
+ * writes the same dispatcher to both; undici 8 leaves a `Dispatcher1Wrapper`
+ * for older readers there). dial only reads them, so importing wsconn
+ * neither loads undici (about 4 MB of heap that a server which only accepts
+ * would carry) nor installs a dispatcher.
  */
-const globalDispatcherSlots = [Symbol.for('undici.globalDispatcher.1'), Symbol.for('undici.globalDispatcher.2')] as const;
+const globalDispatcherSlots = [Symbol.for('undici.globalDispatcher.2'), Symbol.for('undici.globalDispatcher.1')] as const;
 
 /** Request headers that dial writes itself, or that would break the upgrade. */
 const reservedHeaders = new Set([
@@ -141,17 +141,17 @@ const reservedHeaders = new Set([
  * one with undici's `setGlobalDispatcher()` that is not a plain `Agent` (a
  * `ProxyAgent`, `EnvHttpProxyAgent`, `MockAgent`, an `Agent` composed with
  * interceptors, a subclass of `Agent`, a custom dispatcher), so what is
- * configured there applies. Otherwise (no global dispatcher, or an
- * `Agent` such as the default one that
- * importing undici or calling `fetch()` installs) dial opens the TCP or TLS
- * connection itself and writes the same request: no undici pool or request
- * objects, about half the client CPU per handshake. Importing wsconn does
- * not load undici, and a successful dial does not install a global
- * dispatcher. An `Agent` made with options (TLS settings, say) applies only
- * when passed as `opts.dispatcher`; `opts.tls` configures dial's own
- * connection. Reading a refusal's `HandshakeError.headers` (a global
- * `Headers`) makes Node load its fetch implementation, which installs
- * Node's default `Agent` as the global dispatcher. All paths fail alike. The server's `101` response is checked
+ * configured there applies. Otherwise (no global dispatcher, or a plain
+ * `Agent` such as the default one that importing undici or calling
+ * `fetch()` installs) dial opens the TCP or TLS connection itself and
+ * writes the same request: no undici pool or request objects, about half
+ * the client CPU per handshake. An `Agent` made with options (TLS settings,
+ * say) applies only when passed as `opts.dispatcher`; `opts.tls`
+ * configures dial's own connection. Importing wsconn does not load undici,
+ * and a successful dial does not install a global dispatcher; reading a
+ * refusal's `HandshakeError.headers` (a global `Headers`) makes Node load
+ * its fetch implementation, which installs Node's default `Agent` there.
+ * All paths fail alike. The server's `101` response is checked
  * as RFC 6455 §4.1 requires: `Upgrade: websocket`, `Connection: Upgrade`,
  * the `Sec-WebSocket-Accept` that matches our key, a subprotocol we offered
  * (or none) and no extensions. Bytes the server sent right after its
@@ -246,7 +246,7 @@ function configuredGlobalDispatcher(): Dispatcher | undefined {
   const slots = globalThis as Record<symbol, Dispatcher | undefined>;
   // The second slot first: undici 8 keeps its own there. A slot another undici filled with its
   // default Agent (or undici 8's wrapper) does not hide a dispatcher chosen in the other one.
-  for (const slot of [globalDispatcherSlots[1], globalDispatcherSlots[0]]) {
+  for (const slot of globalDispatcherSlots) {
     const installed = slots[slot];
     if (installed === undefined || installed.constructor?.name === 'Dispatcher1Wrapper') continue;
     // By class name: npm's undici and the one bundled in Node have Agent classes of their own.
@@ -399,17 +399,9 @@ function headerString(item: unknown): string {
  * character) written as Latin-1 bytes (nothing above U+00FF).
  */
 function checkedValue(name: string, value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && isHttpSpace(value.charCodeAt(start))) start++;
-  while (end > start && isHttpSpace(value.charCodeAt(end - 1))) end--;
-  const trimmed = value.slice(start, end);
+  const trimmed = withoutHttpWhitespace(value);
   if (!isFieldValue(trimmed)) {
     throw new TypeError(`dial: the value of header ${name} has a control character or a character above U+00FF (RFC 9110 §5.5)`);
   }
   return trimmed;
-}
-
-function isHttpSpace(code: number): boolean {
-  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
 }

@@ -65,6 +65,24 @@ export function withoutOws(text: string): string {
 }
 
 /**
+ * `text` without leading and trailing HTTP whitespace as the Fetch
+ * standard normalizes a header value (space, tab, CR, LF), as `Headers`
+ * does. A loop, not a regular expression, for the same reason as
+ * {@link withoutOws}.
+ */
+export function withoutHttpWhitespace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isHttpWhitespace(text.charCodeAt(start))) start++;
+  while (end > start && isHttpWhitespace(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+function isHttpWhitespace(code: number): boolean {
+  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+}
+
+/**
  * Whether `value` may be written as a header field value (RFC 9110 §5.5):
  * visible characters, obs-text, spaces and tabs, so no CR, LF or NUL to
  * inject a field with and no other control character; and nothing above

@@ -8,6 +8,7 @@ import { accept, type AcceptOptions } from '../src/accept.js';
 import { MessageType, type Conn } from '../src/conn.js';
 import { HandshakeError } from '../src/errors.js';
 import { deferred, type Deferred } from '../src/internal/deferred.js';
+import { runScript } from './helpers/script.js';
 import { upgradeText, type HeaderSpec } from './helpers/http-raw.js';
 import { leakCheck } from './helpers/leak.js';
 import { sampleAccept, sampleKey } from './helpers/raw.js';
@@ -441,7 +442,6 @@ function maskedFrame(opcode: number, text: string): Buffer {
 
 describe('a refusal loads nothing it does not need', { timeout: 20_000 }, () => {
   it("does not make Node load its fetch implementation (and install its Agent) until err.headers is read", { timeout: 15_000 }, async () => {
-    const { execFile } = await import('node:child_process');
     // The first global Headers of a process loads Node's fetch, which puts its default Agent in this slot.
     const script = `
       import { createServer } from 'node:http';
@@ -461,19 +461,11 @@ describe('a refusal loads nothing it does not need', { timeout: 20_000 }, () => 
       server.close();
       console.log(JSON.stringify({ emptyAfterRefusal, status: err.status, version }));
     `;
-    const output = await new Promise<string>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
-        { cwd: new URL('..', import.meta.url), timeout: 10_000 },
-        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
-      );
-    });
+    const output = await runScript(script);
     assert.deepEqual(JSON.parse(output.trim()), { emptyAfterRefusal: true, status: 426, version: '13' });
   });
 
   it('nor does an HTTP/2 refusal (acceptHttp2), on either end', { timeout: 15_000 }, async () => {
-    const { execFile } = await import('node:child_process');
     const script = `
       import http2 from 'node:http2';
       const { acceptHttp2, dial } = await import(${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)});
@@ -488,14 +480,7 @@ describe('a refusal loads nothing it does not need', { timeout: 20_000 }, () => 
       console.log(JSON.stringify({ emptyAfterRefusal, status: err.status, clientStatus: failed.status, type: failed.headers.get('content-type') }));
       process.exit(0);
     `;
-    const output = await new Promise<string>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
-        { cwd: new URL('..', import.meta.url), timeout: 10_000 },
-        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
-      );
-    });
+    const output = await runScript(script);
     assert.deepEqual(JSON.parse(output.trim()), { emptyAfterRefusal: true, status: 403, clientStatus: 403, type: 'text/plain; charset=utf-8' });
   });
 });

@@ -2,7 +2,6 @@
 // undici dispatcher. Every case runs through both and expects the same
 // outcome; the rest checks which path is taken when.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -16,6 +15,7 @@ import { Agent, Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'und
 import { dial, type DialOptions } from '../src/dial.js';
 import { HandshakeError } from '../src/errors.js';
 import { deferred } from '../src/internal/deferred.js';
+import { runScript } from './helpers/script.js';
 import { leakCheck } from './helpers/leak.js';
 import { tlsCert, tlsKey } from './helpers/tls-cert.js';
 import { acceptFor, encodeFrame, text } from './helpers/raw.js';
@@ -246,14 +246,7 @@ describe('dial paths: the direct path', { timeout: 30_000 }, () => {
         conn.closeNow();
         console.log(new TextDecoder().decode(data));
       `;
-      const output = await new Promise<string>((resolve, reject) => {
-        execFile(
-          process.execPath,
-          ['--import', 'tsx', '--input-type=module', '-e', script],
-          { cwd: new URL('..', import.meta.url), timeout: 10_000, env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') } },
-          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
-        );
-      });
+      const output = await runScript(script, { timeoutMs: 10_000, env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') } });
       assert.equal(output.trim(), 'secure');
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -411,14 +404,7 @@ describe('dial paths: which one is taken', { timeout: 30_000 }, () => {
       const npmUndiciLoaded = Object.keys(createRequire(import.meta.url).cache).some((file) => file.includes('/node_modules/undici/'));
       console.log(JSON.stringify({ emptyAfterImport, emptyAfterDial, builtin: builtin.constructor.name, builtinUsed, npmUndiciLoaded }));
     `;
-    const output = await new Promise<string>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
-        { cwd: new URL('..', import.meta.url), timeout: 10_000 },
-        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
-      );
-    });
+    const output = await runScript(script);
     assert.deepEqual(JSON.parse(output.trim()), { emptyAfterImport: true, emptyAfterDial: true, builtin: 'Agent', builtinUsed: 0, npmUndiciLoaded: false });
   });
 

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -12,6 +11,7 @@ import { MessageType, type Conn } from '../src/conn.js';
 import { dial, type DialOptions } from '../src/dial.js';
 import { HandshakeError } from '../src/errors.js';
 import { deferred } from '../src/internal/deferred.js';
+import { runScript } from './helpers/script.js';
 import { leakCheck } from './helpers/leak.js';
 import { tlsCert, tlsKey } from './helpers/tls-cert.js';
 import { acceptFor, encodeFrame, text } from './helpers/raw.js';
@@ -597,14 +597,7 @@ describe("dial: through Node's own undici (the callback handler interface)", { t
       const out = { foreign, echo, subprotocol: conn.subprotocol, first, status: e.status, pot: e.headers.get('x-pot'), body: e.body };
       console.log(JSON.stringify(out));
     `;
-    const output = await new Promise<string>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
-        { cwd: new URL('..', import.meta.url), timeout: 20_000 },
-        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
-      );
-    });
+    const output = await runScript(script, { timeoutMs: 20_000 });
     assert.deepEqual(JSON.parse(output.trim().split('\n').at(-1)!), {
       foreign: true,
       echo: 'via bundled undici',

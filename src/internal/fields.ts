@@ -5,9 +5,7 @@
  * as undici's global dispatcher, and a dial should not change the process.
  * @module
  */
-
-/** `token` (RFC 9110 §5.6.2), the grammar of a field name. */
-const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+import { isToken, withoutHttpWhitespace } from '../handshake.js';
 
 /**
  * Header fields in arrival order, with `get()` answering as `Headers.get()`
@@ -24,12 +22,8 @@ export class Fields implements Iterable<[string, string]> {
    * left out, as it is not one a handshake needs; returns whether it was added.
    */
   append(name: string, value: string): boolean {
-    let start = 0;
-    let end = value.length;
-    while (start < end && isHttpSpace(value.charCodeAt(start))) start++;
-    while (end > start && isHttpSpace(value.charCodeAt(end - 1))) end--;
-    const trimmed = value.slice(start, end);
-    if (!token.test(name) || /[\0\r\n\u0100-\uffff]/.test(trimmed)) return false;
+    const trimmed = withoutHttpWhitespace(value);
+    if (!isToken(name) || /[\0\r\n\u0100-\uffff]/.test(trimmed)) return false;
     this.#pairs.push([name.toLowerCase(), trimmed]);
     return true;
   }
@@ -52,9 +46,4 @@ export class Fields implements Iterable<[string, string]> {
   pairs(): Array<[string, string]> {
     return this.#pairs.map(([name, value]) => [name, value]);
   }
-}
-
-/** Space, tab, CR or LF: what the Fetch standard strips from a header value's ends. */
-function isHttpSpace(code: number): boolean {
-  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
 }

@@ -7,7 +7,7 @@
  * in, callbacks out; no socket, timer or promise.
  * @module
  */
-import { withoutOws } from '../handshake.js';
+import { isToken, withoutOws } from '../handshake.js';
 import { Fields } from './fields.js';
 
 /** What the parser reports. Each callback is called at most once, except `data`. */
@@ -26,7 +26,6 @@ export interface ResponseEvents {
 const maxChunkLine = 4096;
 
 const statusLine = /^HTTP\/1\.[01] ([1-9]\d\d)(?: [^\r\n]*)?$/;
-const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // RFC 9110 §5.5: field values are visible characters, spaces and tabs (and obs-text).
 const fieldValue = /^[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -101,7 +100,7 @@ export class ResponseParser {
       const name = colon > 0 ? line.slice(0, colon) : '';
       const value = withoutOws(line.slice(colon + 1));
       // RFC 9112 §5.1/§5.2: no whitespace before the colon, no obsolete line folding.
-      if (!token.test(name) || !fieldValue.test(value)) {
+      if (!isToken(name) || !fieldValue.test(value)) {
         return this.#fail(new Error(`invalid response header line ${JSON.stringify(line.slice(0, 64))}`));
       }
       headers.append(name, value);
