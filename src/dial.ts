@@ -74,7 +74,9 @@ export interface DialOptions extends ConnOptions {
    * SETTINGS enable it, else falls back to HTTP/1.1 (and remembers that for
    * the idle timeout); for `ws:` it is `'never'`, since cleartext HTTP/2
    * needs prior knowledge. `'always'` uses HTTP/2 or fails (with prior
-   * knowledge over `ws:`). Dials to one origin with the same `host` and
+   * knowledge over `ws:`). Over HTTP/2, connection-specific headers given in
+   * `headers` (`TE` other than `trailers`, `Proxy-Connection`,
+   * `HTTP2-Settings`) are left out (RFC 9113 §8.2.2). Dials to one origin with the same `host` and
    * the same `tls` object (or none) share one HTTP/2 session. Not with a
    * `dispatcher`.
    * @see RFC 8441 §3–§5

@@ -144,6 +144,16 @@ describe('createUpgradeListener() on an HTTP/2 server with allowHTTP1', () => {
     for (const name of ['te', 'proxy-connection', 'http2-settings']) assert.equal(err.headers.get(name), null, name);
   });
 
+  it('dials over HTTP/2 with connection-specific headers given: they are left out (RFC 9113 §8.2.2)', { timeout: 10_000 }, async (t) => {
+    if (skip !== false) return t.skip(skip);
+    const headers = { 'x-user': 'tess', te: 'gzip', 'proxy-connection': 'keep-alive', 'http2-settings': 'AAMAAABkAAQAAP__' };
+    const conn = await open('/chat', { http2: 'always', headers });
+    await conn.write(MessageType.Text, 'over h2');
+    assert.equal(new TextDecoder().decode((await conn.read()).data), 'over h2');
+    assert.equal(seen.at(-1)?.user, 'tess');
+    assert.equal(seen.at(-1)?.version, '2.0');
+  });
+
   it('leaves other streams to the application', { timeout: 10_000 }, async (t) => {
     if (skip !== false) return t.skip(skip);
     const session = http2.connect(`https://localhost:${port}`, { ca: cert!.cert });

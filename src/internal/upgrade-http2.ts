@@ -6,7 +6,7 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Attempt } from './upgrade-attempt.js';
 import { Fields } from './fields.js';
-import { streamTransport } from './h2-stream.js';
+import { isConnectionSpecific, streamTransport } from './h2-stream.js';
 import { sessionFor, type Http2Mode, type Session, type TlsOptions } from './h2-pool.js';
 import type { UpgradeRequest } from './upgrade-request.js';
 
@@ -80,7 +80,11 @@ function openStream(
     ':authority': authority,
   };
   for (const [name, value] of request.headers) {
-    if (!notForHttp2.has(name)) headers[name] = value;
+    if (notForHttp2.has(name)) continue;
+    // RFC 9113 §8.2.2: connection-specific fields are left out, as an intermediary translating to
+    // HTTP/2 must; TE only when it is "trailers". (Node's request() would throw for them.)
+    if (isConnectionSpecific(name) && !(name === 'te' && value.toLowerCase() === 'trailers')) continue;
+    headers[name] = value;
   }
   attempt.expecting = '200 (RFC 8441 §5)';
   const stream = session.http2.request(headers, { endStream: false });
