@@ -9,7 +9,7 @@ import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Ser
 import { checkAcceptOptions, negotiate, type AcceptOptions } from './accept.js';
 import { newConn, type Conn } from './conn.js';
 import { HandshakeError } from './errors.js';
-import { isFieldValue, isToken, verifyConnectRequest, type Refusal } from './handshake.js';
+import { verifyConnectRequest, type Refusal } from './handshake.js';
 import { isConnectionSpecific, streamTransport } from './internal/h2-stream.js';
 import { bodyText, entries, type RefuseUpgradeOptions } from './refuse.js';
 
@@ -159,10 +159,7 @@ export function refuseStream(
       throw new RangeError(`refuse: status ${status} is not a 3xx, 4xx or 5xx code`);
     }
     fields = [['content-type', 'text/plain; charset=utf-8']];
-    for (const [given, value] of entries(options.headers)) {
-      // RFC 9110 §5.1, §5.5: a token name, a value that cannot inject a field.
-      if (!isToken(given)) throw new TypeError(`refuse: header name ${JSON.stringify(given)} is not a token`);
-      if (!isFieldValue(value)) throw new TypeError(`refuse: the value of ${given} has a control character or a character above U+00FF`);
+    for (const [given, value] of entries(options.headers, 'refuse')) {
       const name = given.toLowerCase(); // RFC 9113 §8.2.1: lower-case names
       if (name === 'content-type') fields[0] = [name, value];
       else if (!isConnectionSpecific(name) && name !== 'content-length') fields.push([name, value]);

@@ -57,11 +57,7 @@ export function isToken(name: string): boolean {
  * not a regular expression: a long run of spaces costs linear time.
  */
 export function withoutOws(text: string): string {
-  let start = 0;
-  let end = text.length;
-  while (start < end && (text.charCodeAt(start) === 0x20 || text.charCodeAt(start) === 0x09)) start++;
-  while (end > start && (text.charCodeAt(end - 1) === 0x20 || text.charCodeAt(end - 1) === 0x09)) end--;
-  return text.slice(start, end);
+  return trimEnds(text, isOws);
 }
 
 /**
@@ -71,15 +67,19 @@ export function withoutOws(text: string): string {
  * {@link withoutOws}.
  */
 export function withoutHttpWhitespace(text: string): string {
-  let start = 0;
-  let end = text.length;
-  while (start < end && isHttpWhitespace(text.charCodeAt(start))) start++;
-  while (end > start && isHttpWhitespace(text.charCodeAt(end - 1))) end--;
-  return text.slice(start, end);
+  return trimEnds(text, isHttpWhitespace);
 }
 
-function isHttpWhitespace(code: number): boolean {
-  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+const isOws = (code: number): boolean => code === 0x20 || code === 0x09;
+const isHttpWhitespace = (code: number): boolean => isOws(code) || code === 0x0a || code === 0x0d;
+
+/** `text` without the characters at either end for which `strip` holds. */
+function trimEnds(text: string, strip: (code: number) => boolean): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && strip(text.charCodeAt(start))) start++;
+  while (end > start && strip(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
 }
 
 /**

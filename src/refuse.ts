@@ -116,14 +116,8 @@ function responseFields(extra: RefusalHeaders | undefined, length: number): Arra
   ];
   /** The caller's Connection values so far. */
   let given: string | undefined;
-  for (const [name, value] of entries(extra)) {
+  for (const [name, value] of entries(extra, 'refuseUpgrade')) {
     const lower = name.toLowerCase();
-    if (!isToken(name)) throw new TypeError(`refuseUpgrade: header name ${JSON.stringify(name)} is not a token`);
-    // RFC 9110 §5.5: a field value has no CR, LF or NUL; letting one through would let a caller's
-    // string (say, a reflected user name) inject header fields. Nor, written as Latin-1, anything above U+00FF.
-    if (!isFieldValue(value)) {
-      throw new TypeError(`refuseUpgrade: the value of ${name} has a control character or a character above U+00FF`);
-    }
     if (framingFields.has(lower)) throw new TypeError(`refuseUpgrade: ${name} is set by refuseUpgrade itself`);
     if (lower === 'connection') {
       // RFC 9112 §9.6: the response closes the connection, whatever else it says. Repeats add up
@@ -141,12 +135,15 @@ function responseFields(extra: RefusalHeaders | undefined, length: number): Arra
 
 /**
  * The fields of a {@link RefusalHeaders} as strings, values without the
- * spaces and tabs around them, without naming the global `Headers`. A
- * value that is not a string (from JavaScript callers) is converted first,
- * so that the checks see what will be written.
+ * spaces and tabs around them, without naming the global `Headers`, each
+ * checked: a token name (RFC 9110 §5.1) and a value that can neither inject
+ * a field (a caller's string may be, say, a reflected user name) nor be
+ * mangled as Latin-1 (§5.5). A value that is not a string (from JavaScript
+ * callers) is converted first, so that the checks see what will be written.
+ * Throws TypeError, naming `who`, for the first bad entry.
  * @internal
  */
-export function* entries(headers: RefusalHeaders | undefined): Iterable<readonly [string, string]> {
+export function* entries(headers: RefusalHeaders | undefined, who: string): Iterable<readonly [string, string]> {
   if (headers === undefined) return;
   let pairs: Iterable<readonly [unknown, unknown]>;
   if (Array.isArray(headers)) pairs = headers as ReadonlyArray<readonly [unknown, unknown]>;
@@ -154,13 +151,17 @@ export function* entries(headers: RefusalHeaders | undefined): Iterable<readonly
   else if (typeof (headers as Headers).entries === 'function') pairs = (headers as Headers).entries();
   else pairs = Object.entries(headers as Record<string, unknown>);
   for (const pair of pairs) {
-    if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError('refuse: each header must be a [name, value] pair');
-    yield [fieldText(pair[0]), withoutOws(fieldText(pair[1]))];
+    if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError(`${who}: each header must be a [name, value] pair`);
+    const name = fieldText(pair[0], who);
+    const value = withoutOws(fieldText(pair[1], who));
+    if (!isToken(name)) throw new TypeError(`${who}: header name ${JSON.stringify(name)} is not a token`);
+    if (!isFieldValue(value)) throw new TypeError(`${who}: the value of ${name} has a control character or a character above U+00FF`);
+    yield [name, value];
   }
 }
 
-function fieldText(item: unknown): string {
-  if (typeof item === 'symbol') throw new TypeError('refuse: a header name or value must not be a symbol');
+function fieldText(item: unknown, who: string): string {
+  if (typeof item === 'symbol') throw new TypeError(`${who}: a header name or value must not be a symbol`);
   return String(item);
 }
 
